@@ -1,0 +1,324 @@
+//! Test kit for the real-stack tests: where the local stack is (`scripts/stack up` writes
+//! `.stack/env`), and small helpers to talk to its PostgreSQL, broker and Kafka Connect.
+//!
+//! The tests in `tests/` need the stack. When it is not up they fail with the command to run,
+//! rather than skipping: a suite that silently skips its real-stack tests proves nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Connection settings of the local stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub pg_host: String,
+    pub pg_port: u16,
+    pub pg_user: String,
+    pub pg_source_db: String,
+    pub pg_target_db: String,
+    pub mariadb_host: String,
+    pub mariadb_port: u16,
+    pub mariadb_user: String,
+    pub mariadb_database: String,
+    pub kafka_bootstrap: String,
+    pub connect_url: String,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// Reads `KEY=value` pairs from the stack's env file (`export KEY='value'` lines).
+fn read_env_file(path: &PathBuf) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "the local stack's settings file {} is missing: run `scripts/stack up` first",
+            path.display()
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect())
+}
+
+impl Stack {
+    /// Settings from the environment (`LOCKSTEP_*`), falling back to `<stack dir>/env`.
+    pub fn from_env() -> Result<Self> {
+        let stack_dir = std::env::var("LOCKSTEP_STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join(".stack"));
+        let file = read_env_file(&stack_dir.join("env")).unwrap_or_default();
+        let get = |key: &str| -> Result<String> {
+            std::env::var(key)
+                .ok()
+                .or_else(|| file.get(key).cloned())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{key} is not set and {}/env does not define it: run `scripts/stack up` (or source its env file)",
+                        stack_dir.display()
+                    )
+                })
+        };
+        let port = |key: &str| -> Result<u16> {
+            get(key)?
+                .parse()
+                .with_context(|| format!("{key} is not a port number"))
+        };
+        Ok(Self {
+            pg_host: get("LOCKSTEP_PG_HOST")?,
+            pg_port: port("LOCKSTEP_PG_PORT")?,
+            pg_user: get("LOCKSTEP_PG_USER")?,
+            pg_source_db: get("LOCKSTEP_PG_SOURCE_DB")?,
+            pg_target_db: get("LOCKSTEP_PG_TARGET_DB")?,
+            mariadb_host: get("LOCKSTEP_MARIADB_HOST")?,
+            mariadb_port: port("LOCKSTEP_MARIADB_PORT")?,
+            mariadb_user: get("LOCKSTEP_MARIADB_USER")?,
+            mariadb_database: get("LOCKSTEP_MARIADB_DATABASE")?,
+            kafka_bootstrap: get("LOCKSTEP_KAFKA_BOOTSTRAP")?,
+            connect_url: get("LOCKSTEP_CONNECT_URL")?,
+        })
+    }
+
+    /// Panicking variant for tests, with the remedy in the message.
+    pub fn get() -> Self {
+        match Self::from_env() {
+            Ok(stack) => stack,
+            Err(err) => panic!("real-stack test needs the local stack: {err:#}"),
+        }
+    }
+
+    pub async fn pg(&self, db: &str) -> Result<tokio_postgres::Client> {
+        let conn = format!(
+            "host={} port={} user={} dbname={} application_name=lockstep-e2e",
+            self.pg_host, self.pg_port, self.pg_user, db
+        );
+        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to PostgreSQL {}:{}/{db}",
+                    self.pg_host, self.pg_port
+                )
+            })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    pub async fn pg_source(&self) -> Result<tokio_postgres::Client> {
+        self.pg(&self.pg_source_db).await
+    }
+
+    // CONNECT_CLIENT_PLACEHOLDER
+
+    /// A consumer that is never part of a group: tests assign partitions explicitly, which
+    /// fetches at once (group joins are slow on the local broker) and reads exactly what asked.
+    pub fn consumer(&self) -> Result<BaseConsumer> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka_bootstrap)
+            .set("group.id", unique_name("e2e-reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .context("creating a Kafka consumer")
+    }
+
+    /// A standard Debezium PostgreSQL source config for a table of the stack's source database.
+    pub fn debezium_pg_config(&self, name: &str, tables: &[&str]) -> BTreeMap<String, String> {
+        let include: Vec<String> = tables.iter().map(|t| format!("public.{t}")).collect();
+        [
+            (
+                "connector.class",
+                "io.debezium.connector.postgresql.PostgresConnector".to_string(),
+            ),
+            ("tasks.max", "1".into()),
+            ("database.hostname", self.pg_host.clone()),
+            ("database.port", self.pg_port.to_string()),
+            ("database.user", self.pg_user.clone()),
+            ("database.password", "postgres".into()),
+            ("database.dbname", self.pg_source_db.clone()),
+            ("topic.prefix", name.to_string()),
+            ("plugin.name", "pgoutput".into()),
+            ("slot.name", name.replace('-', "_")),
+            ("publication.name", format!("{}_pub", name.replace('-', "_"))),
+            ("publication.autocreate.mode", "filtered".into()),
+            ("table.include.list", include.join(",")),
+            ("snapshot.mode", "initial".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Drops a Debezium connector's replication slot and publication once the slot is released;
+    /// a slot left behind retains WAL for ever.
+    pub async fn drop_pg_slot(&self, slot: &str, publication: &str) -> Result<()> {
+        let pg = self.pg_source().await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let rows = pg
+                .query(
+                    "select active from pg_replication_slots where slot_name = $1",
+                    &[&slot],
+                )
+                .await?;
+            match rows.first() {
+                None => break,
+                Some(row) if !row.get::<_, bool>(0) => {
+                    pg.execute("select pg_drop_replication_slot($1)", &[&slot])
+                        .await?;
+                    break;
+                }
+                Some(_) if Instant::now() > deadline => {
+                    bail!("replication slot {slot} still active after 60 s")
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+        pg.batch_execute(&format!("drop publication if exists {publication}"))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A name unique to this test run, usable as a table, topic, slot or connector name.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}_{}_{:08x}",
+        std::process::id(),
+        nanos ^ rand::random::<u32>()
+    )
+}
+
+/// Number of partitions of a topic, waiting for it to exist.
+pub fn partition_count(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .context("fetching topic metadata")?;
+        if let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) {
+            if t.error().is_none() && !t.partitions().is_empty() {
+                return Ok(t.partitions().len() as i32);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("topic {topic} did not appear within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// High watermarks (end offsets, as ListOffsets reports them) of every partition of a topic.
+pub fn end_offsets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    let partitions = partition_count(consumer, topic, Duration::from_secs(30))?;
+    (0..partitions)
+        .map(|p| {
+            let (_low, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .with_context(|| format!("ListOffsets for {topic}/{p}"))?;
+            Ok((p, high))
+        })
+        .collect()
+}
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Reads every partition of `topic` from the given start offsets (or the beginning) until
+/// `expected` records arrived or `timeout` passed, and returns what it read.
+pub fn consume(
+    consumer: &BaseConsumer,
+    topic: &str,
+    start: Option<&BTreeMap<i32, i64>>,
+    expected: usize,
+    timeout: Duration,
+) -> Result<Vec<Record>> {
+    let partitions = partition_count(consumer, topic, timeout)?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        let offset = match start.and_then(|s| s.get(&p)) {
+            Some(o) => Offset::Offset(*o),
+            None => Offset::Beginning,
+        };
+        assignment
+            .add_partition_offset(topic, p, offset)
+            .context("building the partition assignment")?;
+    }
+    consumer.assign(&assignment).context("assigning partitions")?;
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::with_capacity(expected);
+    while records.len() < expected && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => records.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            }),
+            Some(Err(e)) => bail!("consuming {topic}: {e}"),
+            None => {}
+        }
+    }
+    // Drain briefly so that a test can tell "exactly N" from "at least N".
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            records.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            });
+        }
+    }
+    Ok(records)
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with `what` in the message.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if Instant::now() > deadline {
+            return Err(match last_error {
+                Some(e) => e.context(format!("{what}: not reached within {timeout:?}")),
+                None => anyhow!("{what}: not reached within {timeout:?}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
