@@ -235,7 +235,10 @@ impl Config {
     }
 
     /// The named cluster, or the default one (the only one, or `default_cluster`).
-    pub fn cluster(&self, name: Option<&str>) -> Result<Option<(&str, &ClusterSettings)>, ConfigError> {
+    pub fn cluster(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Option<(&str, &ClusterSettings)>, ConfigError> {
         let wanted = name.or(self.default_cluster.as_deref()).or_else(|| {
             (self.clusters.len() == 1)
                 .then(|| self.clusters.keys().next().map(String::as_str))
@@ -294,18 +297,36 @@ mod tests {
     #[test]
     fn a_single_cluster_is_the_default() {
         let config = parse("clusters:\n  only:\n    urls: [http://a:8083]\n").expect("valid");
-        assert_eq!(config.cluster(None).expect("lookup").map(|c| c.0), Some("only"));
+        assert_eq!(
+            config.cluster(None).expect("lookup").map(|c| c.0),
+            Some("only")
+        );
     }
 
     #[test]
     fn rejects_bad_files_naming_the_problem() {
         let cases = [
             ("clusters:\n  x:\n    urls: []\n", "field 'urls'"),
-            ("clusters:\n  x:\n    urls: [ftp://a]\n", "'ftp://a' is not an http"),
-            ("clusters:\n  x:\n    urls: [http://a]\n    password: p\n", "without a username"),
-            ("clusters:\n  x:\n    urls: [http://a]\n    tls: {client_cert: /c}\n", "go together"),
-            ("clusters:\n  x:\n    urls: [http://a]\n    colour: red\n", "unknown field `colour`"),
-            ("clusters:\n  x:\n    urls: [http://a]\ndefault_cluster: y\n", "not defined"),
+            (
+                "clusters:\n  x:\n    urls: [ftp://a]\n",
+                "'ftp://a' is not an http",
+            ),
+            (
+                "clusters:\n  x:\n    urls: [http://a]\n    password: p\n",
+                "without a username",
+            ),
+            (
+                "clusters:\n  x:\n    urls: [http://a]\n    tls: {client_cert: /c}\n",
+                "go together",
+            ),
+            (
+                "clusters:\n  x:\n    urls: [http://a]\n    colour: red\n",
+                "unknown field `colour`",
+            ),
+            (
+                "clusters:\n  x:\n    urls: [http://a]\ndefault_cluster: y\n",
+                "not defined",
+            ),
             ("clusters: [\n", "not valid"),
         ];
         for (text, expected) in cases {
@@ -316,7 +337,8 @@ mod tests {
 
     #[test]
     fn unknown_cluster_lists_the_known_ones() {
-        let config = parse("clusters:\n  a:\n    urls: [http://a]\n  b:\n    urls: [http://b]\n").expect("valid");
+        let config = parse("clusters:\n  a:\n    urls: [http://a]\n  b:\n    urls: [http://b]\n")
+            .expect("valid");
         let err = config.cluster(Some("c")).expect_err("unknown").to_string();
         assert!(err.contains("'c'") && err.contains("a, b"), "{err}");
         assert!(config.cluster(None).expect("no default").is_none());
@@ -336,14 +358,21 @@ mod tests {
         let file = dir.join("pw");
         std::fs::write(&file, "s3cret-file\n").expect("write");
         let from_file = SecretRef::new(format!("${{file:{}}}", file.display()));
-        assert_eq!(from_file.resolve().expect("file secret").expose(), "s3cret-file");
+        assert_eq!(
+            from_file.resolve().expect("file secret").expose(),
+            "s3cret-file"
+        );
 
         let literal = SecretRef::new("hunter2");
         assert!(literal.is_literal());
         assert_eq!(literal.display_safe(), "****");
         assert!(!format!("{literal:?}").contains("hunter2"));
 
-        for bad in ["${env:LOCKSTEP_CONFIG_TEST_UNSET}", "${vault:x}", "${file:/nonexistent/pw}"] {
+        for bad in [
+            "${env:LOCKSTEP_CONFIG_TEST_UNSET}",
+            "${vault:x}",
+            "${file:/nonexistent/pw}",
+        ] {
             let err = SecretRef::new(bad).resolve().expect_err(bad).to_string();
             assert!(err.contains(bad), "{err}");
         }
@@ -351,7 +380,9 @@ mod tests {
 
     #[test]
     fn literal_passwords_are_warned_about() {
-        let config = parse("clusters:\n  x:\n    urls: [http://a]\n    username: u\n    password: plain\n").expect("valid");
+        let config =
+            parse("clusters:\n  x:\n    urls: [http://a]\n    username: u\n    password: plain\n")
+                .expect("valid");
         let warnings = config.warnings();
         assert_eq!(warnings.len(), 1);
         assert!(!warnings[0].contains("plain"));

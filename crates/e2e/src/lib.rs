@@ -122,7 +122,10 @@ impl Stack {
         self.pg(&self.pg_source_db).await
     }
 
-    // CONNECT_CLIENT_PLACEHOLDER
+    pub fn connect_client(&self) -> Result<lockstep_connect::ConnectClient> {
+        let config = lockstep_connect::ClientConfig::new([self.connect_url.as_str()]);
+        lockstep_connect::ConnectClient::new(config).context("building the Kafka Connect client")
+    }
 
     /// A consumer that is never part of a group: tests assign partitions explicitly, which
     /// fetches at once (group joins are slow on the local broker) and reads exactly what asked.
@@ -154,7 +157,10 @@ impl Stack {
             ("topic.prefix", name.to_string()),
             ("plugin.name", "pgoutput".into()),
             ("slot.name", name.replace('-', "_")),
-            ("publication.name", format!("{}_pub", name.replace('-', "_"))),
+            (
+                "publication.name",
+                format!("{}_pub", name.replace('-', "_")),
+            ),
             ("publication.autocreate.mode", "filtered".into()),
             ("table.include.list", include.join(",")),
             ("snapshot.mode", "initial".into()),
@@ -269,7 +275,9 @@ pub fn consume(
             .add_partition_offset(topic, p, offset)
             .context("building the partition assignment")?;
     }
-    consumer.assign(&assignment).context("assigning partitions")?;
+    consumer
+        .assign(&assignment)
+        .context("assigning partitions")?;
     let deadline = Instant::now() + timeout;
     let mut records = Vec::with_capacity(expected);
     while records.len() < expected && Instant::now() < deadline {

@@ -37,11 +37,7 @@ async fn create_topic(stack: &Stack, topic: &str, partitions: i32) {
         .expect("creating an admin client");
     let results = admin
         .create_topics(
-            &[NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(1),
-            )],
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
         )
         .await
@@ -76,7 +72,9 @@ async fn every_acknowledged_record_reads_back_and_end_offsets_are_exact() {
             .expect("delivery future cancelled")
             .map_err(|(e, _)| e)
             .expect("broker refused a record");
-        *written_per_partition.entry(delivered.partition).or_default() += 1;
+        *written_per_partition
+            .entry(delivered.partition)
+            .or_default() += 1;
     }
     producer
         .flush(Duration::from_secs(30))
@@ -107,7 +105,9 @@ async fn every_acknowledged_record_reads_back_and_end_offsets_are_exact() {
     for i in 0..N {
         assert!(keys.contains(&format!("key-{i}")), "key-{i} missing");
     }
-    println!("broker self-check: {N} keyed records over {PARTITIONS} partitions, end offsets {ends:?}");
+    println!(
+        "broker self-check: {N} keyed records over {PARTITIONS} partitions, end offsets {ends:?}"
+    );
 }
 
 #[tokio::test]
@@ -169,7 +169,8 @@ async fn a_consumer_starting_inside_a_batch_receives_every_later_record() {
             (start..N).collect::<Vec<_>>(),
             "starting at offset {start} inside a {N}-record batch must yield exactly the later records"
         );
-        assert!(records.iter().all(|r| r.value.as_deref()
-            == Some(r.offset.to_string().as_bytes())));
+        assert!(records
+            .iter()
+            .all(|r| r.value.as_deref() == Some(r.offset.to_string().as_bytes())));
     }
 }

@@ -1,1 +1,96 @@
-fn main() {}
+//! The `lockstep` binary: CLI verbs and the `serve` service. This file is the one reporting layer:
+//! every error from the libraries arrives here and leaves as one message and an exit code.
+
+mod cli;
+mod connect_cmd;
+mod output;
+mod serve;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit codes a CI job can rely on (documented in `lockstep --help`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// The operation failed, or its input (a config, a connector) is invalid.
+    pub const FAILED: u8 = 1;
+    /// Command-line usage error (unknown flag, missing argument).
+    pub const USAGE: u8 = 64;
+}
+
+/// An error that has already been reported to the user in full (e.g. a validation table):
+/// `main` exits with its code and prints nothing more.
+#[derive(Debug)]
+pub struct AlreadyReported(pub u8);
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if let Some(reported) = err.downcast_ref::<AlreadyReported>() {
+                return ExitCode::from(reported.0);
+            }
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Connect(args) => connect_cmd::run(&cli.global, args).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,lockstep=debug,lockstep_connect=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

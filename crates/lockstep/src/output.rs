@@ -101,7 +101,8 @@ mod tests {
         assert!(lines[1].contains("orders-cdc"));
         assert_eq!(lines[3], "note");
         let json: serde_json::Value =
-            serde_json::from_str(&render(OutputFormat::Json, &value).expect("json")).expect("valid json");
+            serde_json::from_str(&render(OutputFormat::Json, &value).expect("json"))
+                .expect("valid json");
         assert_eq!(json[1][0], "a");
         let yaml = render(OutputFormat::Yaml, &value).expect("yaml");
         assert!(yaml.contains("orders-cdc"));

@@ -1,0 +1,231 @@
+//! Per-table batch coalescing.
+//!
+//! Given the decoded records of one table in Kafka order, produce the
+//! smallest list of operations with the same end result in the target:
+//! for each primary key only its last effective state matters — an upsert of
+//! the final row or a delete of the key. A truncate is a barrier: everything
+//! before it is dropped and the batch becomes "truncate, then what follows".
+//!
+//! Keys are compared by value (the record key's columns), so an update that
+//! changes the primary key — which Debezium emits as a delete of the old key
+//! and a create of the new one — needs no special case.
+//!
+//! Ordering: the operations come out ordered by the position of each key's
+//! last event, so independent keys are applied in the order their final
+//! states were produced. This cannot make every secondary UNIQUE constraint
+//! swap safe (no reordering can in general); the sink must be prepared for
+//! that.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::envelope::{Op, Record, Row, TableId};
+
+/// A record with its Kafka coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Positioned<T> {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub record: T,
+}
+
+/// Kafka coordinates of one record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Position {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// One operation of a coalesced batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TableOp {
+    /// Insert the row, or replace the row with the same key.
+    Upsert {
+        key: Row,
+        row: Row,
+        /// The op of the last event for this key (Create, Read or Update).
+        op: Op,
+        /// Where the last event for this key was read.
+        position: Position,
+    },
+    /// Delete the row with this key, if present.
+    Delete { key: Row, position: Position },
+}
+
+impl TableOp {
+    pub fn key(&self) -> &Row {
+        match self {
+            TableOp::Upsert { key, .. } | TableOp::Delete { key, .. } => key,
+        }
+    }
+
+    pub fn position(&self) -> &Position {
+        match self {
+            TableOp::Upsert { position, .. } | TableOp::Delete { position, .. } => position,
+        }
+    }
+}
+
+/// The result of coalescing one table's records.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct CoalescedBatch {
+    /// The table, when any change or truncate named it.
+    pub table: Option<TableId>,
+    /// Set when the batch contains a truncate: apply it first. The position
+    /// is the last truncate's.
+    pub truncate: Option<Position>,
+    /// Per-key final operations, to apply after the truncate (if any).
+    pub ops: Vec<TableOp>,
+    /// Highest offset per (topic, partition) among all input records,
+    /// including records that produced no operation (heartbeats, messages,
+    /// tombstones). Store these with the batch; resume from offset + 1.
+    pub offsets: BTreeMap<(String, i32), i64>,
+    /// Number of input records.
+    pub input_records: usize,
+}
+
+/// Why a batch cannot be coalesced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoalesceError {
+    #[error(
+        "{position}: change event for table {table} has no key (the table has no primary key, or the record \
+         key is null); lockstep applies changes by key: add a primary key to the source table or set the \
+         connector's message.key.columns for it"
+    )]
+    MissingKey { position: Position, table: TableId },
+
+    #[error(
+        "{position}: record for table {other} in a batch for table {table}; group records by table before \
+         coalescing"
+    )]
+    MixedTables {
+        position: Position,
+        table: Box<TableId>,
+        other: Box<TableId>,
+    },
+
+    #[error(
+        "{position}: offset is not after the previous offset {previous} of that partition; records must be \
+         given in Kafka order"
+    )]
+    OutOfOrder { position: Position, previous: i64 },
+
+    #[error("{position}: '{op}' event without an 'after' row")]
+    MissingAfter {
+        position: Position,
+        op: &'static str,
+    },
+}
+
+/// A canonical identity of a key row: equal keys give equal fingerprints.
+pub fn key_fingerprint(key: &Row) -> String {
+    let mut s = String::new();
+    for c in &key.columns {
+        // Debug output of a Value is unambiguous (strings are quoted and
+        // escaped, variants are named).
+        s.push_str(&format!("{:?}={:?};", c.name, c.value));
+    }
+    s
+}
+
+/// Coalesce the records of one table, given in Kafka order.
+pub fn coalesce<I>(records: I) -> Result<CoalescedBatch, CoalesceError>
+where
+    I: IntoIterator<Item = Positioned<Record>>,
+{
+    let mut batch = CoalescedBatch::default();
+    // fingerprint -> (sequence number of the last event, op)
+    let mut latest: HashMap<String, (usize, TableOp)> = HashMap::new();
+
+    for (seq, item) in records.into_iter().enumerate() {
+        batch.input_records += 1;
+        let position = Position {
+            topic: item.topic,
+            partition: item.partition,
+            offset: item.offset,
+        };
+        let slot = (position.topic.clone(), position.partition);
+        if let Some(&previous) = batch.offsets.get(&slot) {
+            if position.offset <= previous {
+                return Err(CoalesceError::OutOfOrder { position, previous });
+            }
+        }
+        batch.offsets.insert(slot, position.offset);
+
+        let mut check_table = |id: TableId, position: &Position| -> Result<(), CoalesceError> {
+            match &batch.table {
+                None => {
+                    batch.table = Some(id);
+                    Ok(())
+                }
+                Some(t) if *t == id => Ok(()),
+                Some(t) => Err(CoalesceError::MixedTables {
+                    position: position.clone(),
+                    table: Box::new(t.clone()),
+                    other: Box::new(id),
+                }),
+            }
+        };
+
+        match item.record {
+            Record::Change(ev) => {
+                let table = ev.table_id();
+                check_table(table.clone(), &position)?;
+                let Some(key) = ev.key else {
+                    return Err(CoalesceError::MissingKey { position, table });
+                };
+                let fp = key_fingerprint(&key);
+                let op = match ev.op {
+                    Op::Delete => TableOp::Delete { key, position },
+                    op => match ev.after {
+                        Some(row) => TableOp::Upsert {
+                            key,
+                            row,
+                            op,
+                            position,
+                        },
+                        None => {
+                            return Err(CoalesceError::MissingAfter {
+                                position,
+                                op: op.code(),
+                            })
+                        }
+                    },
+                };
+                latest.insert(fp, (seq, op));
+            }
+            Record::Tombstone { key: Some(key) } => {
+                // After a delete this is a no-op; on a compacted topic it may
+                // be all that is left of the delete, so it deletes.
+                let fp = key_fingerprint(&key);
+                latest.insert(fp, (seq, TableOp::Delete { key, position }));
+            }
+            Record::Truncate(t) => {
+                check_table(TableId::of(&t.source), &position)?;
+                latest.clear();
+                batch.truncate = Some(position);
+            }
+            // Nothing to apply; the offset is still covered.
+            Record::Tombstone { key: None }
+            | Record::Message(_)
+            | Record::Heartbeat { .. }
+            | Record::Transaction { .. }
+            | Record::SchemaChange(_)
+            | Record::Other { .. } => {}
+        }
+    }
+
+    let mut ops: Vec<(usize, TableOp)> = latest.into_values().collect();
+    ops.sort_by_key(|(seq, _)| *seq);
+    batch.ops = ops.into_iter().map(|(_, op)| op).collect();
+    Ok(batch)
+}

@@ -1,0 +1,436 @@
+//! The format layer: bytes of one record half -> Connect schema + typed value.
+//!
+//! [`Decoder`] is the seam for other formats (Avro + Schema Registry later):
+//! a decoder only has to turn bytes into a [`SchemaAndValue`]; the Debezium
+//! envelope interpretation ([`crate::envelope`]) and everything downstream is
+//! shared.
+
+use base64::Engine as _;
+
+use crate::decimal;
+use crate::envelope::{self, Record};
+use crate::error::{DecodeError, Part};
+use crate::json::{self, Json};
+use crate::logical;
+use crate::schema::{ConnectType, Field, Logical, Schema};
+use crate::value::Value;
+
+/// One decoded record half: its Connect schema and its typed value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaAndValue {
+    pub schema: Schema,
+    pub value: Value,
+}
+
+/// Decodes the key and value bytes of a Kafka record.
+pub trait Decoder {
+    /// Decode one half of a record. `None` bytes (a Kafka null), and a
+    /// half whose payload is null, give `Ok(None)`.
+    fn decode_part(
+        &self,
+        part: Part,
+        bytes: Option<&[u8]>,
+    ) -> Result<Option<SchemaAndValue>, DecodeError>;
+
+    /// Decode a whole record into a Debezium [`Record`].
+    fn decode(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Record, DecodeError> {
+        let key = self.decode_part(Part::Key, key)?;
+        let value = self.decode_part(Part::Value, value)?;
+        envelope::interpret(key, value)
+    }
+}
+
+/// Kafka Connect's `org.apache.kafka.connect.json.JsonConverter` with
+/// `schemas.enable=true`: `{"schema": {...}, "payload": ...}`.
+///
+/// Accepts both `decimal.format=BASE64` (the default: Decimal as a base64
+/// string) and `decimal.format=NUMERIC` (Decimal as a JSON number, kept as
+/// exact text).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonConverterDecoder;
+
+impl JsonConverterDecoder {
+    pub fn new() -> Self {
+        JsonConverterDecoder
+    }
+}
+
+impl Decoder for JsonConverterDecoder {
+    fn decode_part(
+        &self,
+        part: Part,
+        bytes: Option<&[u8]>,
+    ) -> Result<Option<SchemaAndValue>, DecodeError> {
+        let Some(bytes) = bytes else { return Ok(None) };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let doc = json::parse(bytes).map_err(|e| DecodeError::NotJson {
+            part,
+            offset: e.offset,
+            message: e.message,
+        })?;
+        let prefix = match part {
+            Part::Key => "key.",
+            Part::Value => "",
+        };
+        let (schema_json, payload) = match &doc {
+            Json::Null => return Ok(None),
+            Json::Object(_) => match (doc.get("schema"), doc.get("payload")) {
+                (Some(Json::Null), Some(Json::Null) | None) => return Ok(None),
+                (Some(s), Some(p)) if !s.is_null() => (s, p),
+                (Some(s), None) if !s.is_null() => {
+                    return Err(DecodeError::envelope(
+                        &format!("{prefix}payload"),
+                        format!(
+                            "the {part} has a \"schema\" but no \"payload\" member; it was not written by \
+                             JsonConverter (check the topic's producer)"
+                        ),
+                    ))
+                }
+                _ => return Err(DecodeError::SchemasDisabled { part }),
+            },
+            _ => return Err(DecodeError::SchemasDisabled { part }),
+        };
+        let schema = parse_schema(schema_json, &format!("{prefix}schema"))?;
+        let mut path = format!("{prefix}payload");
+        let value = json_to_value(&schema, payload, &mut path)?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(SchemaAndValue { schema, value }))
+    }
+}
+
+fn opt_str(obj: &Json, key: &str, path: &str) -> Result<Option<String>, DecodeError> {
+    match obj.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(DecodeError::schema(
+            &format!("{path}.{key}"),
+            format!("expected a string, found {}", other.kind()),
+        )),
+    }
+}
+
+/// Parse the JsonConverter representation of a Connect schema.
+pub fn parse_schema(j: &Json, path: &str) -> Result<Schema, DecodeError> {
+    if !matches!(j, Json::Object(_)) {
+        return Err(DecodeError::schema(
+            path,
+            format!("expected an object, found {}", j.kind()),
+        ));
+    }
+    let type_name = opt_str(j, "type", path)?
+        .ok_or_else(|| DecodeError::schema(path, "the schema has no \"type\""))?;
+    let connect_type = ConnectType::from_name(&type_name).ok_or_else(|| {
+        DecodeError::schema(
+            &format!("{path}.type"),
+            format!("unknown Connect type '{type_name}'"),
+        )
+    })?;
+    let mut schema = Schema::new(connect_type);
+    schema.optional = match j.get("optional") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            return Err(DecodeError::schema(
+                &format!("{path}.optional"),
+                format!("expected a boolean, found {}", other.kind()),
+            ))
+        }
+    };
+    schema.name = opt_str(j, "name", path)?;
+    schema.doc = opt_str(j, "doc", path)?;
+    schema.version = match j.get("version") {
+        Some(Json::Number(n)) => n.parse().ok(),
+        _ => None,
+    };
+    if let Some(params) = j.get("parameters") {
+        match params {
+            Json::Null => {}
+            Json::Object(members) => {
+                for (k, v) in members {
+                    let text = match v {
+                        Json::String(s) => s.clone(),
+                        other => other.to_json_text(),
+                    };
+                    schema.parameters.insert(k.clone(), text);
+                }
+            }
+            other => {
+                return Err(DecodeError::schema(
+                    &format!("{path}.parameters"),
+                    format!("expected an object, found {}", other.kind()),
+                ))
+            }
+        }
+    }
+    schema.default_json = match j.get("default") {
+        None | Some(Json::Null) => None,
+        Some(d) => Some(d.to_json_text()),
+    };
+    match connect_type {
+        ConnectType::Struct => {
+            let fields = match j.get("fields") {
+                Some(Json::Array(items)) => items,
+                None | Some(Json::Null) => &Vec::new(),
+                Some(other) => {
+                    return Err(DecodeError::schema(
+                        &format!("{path}.fields"),
+                        format!("expected an array, found {}", other.kind()),
+                    ))
+                }
+            };
+            for (i, f) in fields.iter().enumerate() {
+                let fpath = format!("{path}.fields[{i}]");
+                let name = opt_str(f, "field", &fpath)?.ok_or_else(|| {
+                    DecodeError::schema(&fpath, "the struct field has no \"field\" name")
+                })?;
+                let fschema = parse_schema(f, &fpath)?;
+                if schema.fields.iter().any(|x| x.name == name) {
+                    return Err(DecodeError::schema(
+                        &fpath,
+                        format!("duplicate field name '{name}'"),
+                    ));
+                }
+                schema.fields.push(Field {
+                    name,
+                    schema: fschema,
+                });
+            }
+        }
+        ConnectType::Array => {
+            let items = j
+                .get("items")
+                .ok_or_else(|| DecodeError::schema(path, "an array schema needs \"items\""))?;
+            schema.value_schema = Some(Box::new(parse_schema(items, &format!("{path}.items"))?));
+        }
+        ConnectType::Map => {
+            let keys = j
+                .get("keys")
+                .ok_or_else(|| DecodeError::schema(path, "a map schema needs \"keys\""))?;
+            let values = j
+                .get("values")
+                .ok_or_else(|| DecodeError::schema(path, "a map schema needs \"values\""))?;
+            schema.key_schema = Some(Box::new(parse_schema(keys, &format!("{path}.keys"))?));
+            schema.value_schema = Some(Box::new(parse_schema(values, &format!("{path}.values"))?));
+        }
+        _ => {}
+    }
+    Ok(schema)
+}
+
+fn base64_engine() -> base64::engine::GeneralPurpose {
+    // Jackson writes standard base64 with padding; accept it without too.
+    base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    )
+}
+
+fn wrong_type(schema: &Schema, j: &Json, path: &str) -> DecodeError {
+    let what = match &schema.name {
+        Some(n) => format!("{} ({n})", schema.connect_type),
+        None => schema.connect_type.to_string(),
+    };
+    DecodeError::value(
+        path,
+        format!(
+            "expected a JSON value for Connect type {what}, found {}; the payload does not match its schema \
+             (was the record produced by a different converter?)",
+            j.kind()
+        ),
+    )
+}
+
+fn parse_int(schema: &Schema, j: &Json, path: &str) -> Result<i64, DecodeError> {
+    let Json::Number(text) = j else {
+        return Err(wrong_type(schema, j, path));
+    };
+    let v: i64 = text.parse().map_err(|_| {
+        DecodeError::value(
+            path,
+            format!(
+                "{} value {text} is not an integer in range",
+                schema.connect_type
+            ),
+        )
+    })?;
+    let (lo, hi) = match schema.connect_type {
+        ConnectType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+        ConnectType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        ConnectType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    };
+    if v < lo || v > hi {
+        return Err(DecodeError::value(
+            path,
+            format!("{} value {text} is out of range", schema.connect_type),
+        ));
+    }
+    Ok(v)
+}
+
+/// Decode a payload JSON value against its Connect schema (JsonConverter
+/// encoding), then apply the schema's logical type.
+///
+/// A JSON null is SQL NULL for an optional schema. For a required schema it
+/// takes the schema default if there is one (JsonConverter's own rule) and is
+/// an error otherwise. JsonConverter's `replace.null.with.default` acts when
+/// the record is written, so a null that reaches us is a real null.
+pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Value, DecodeError> {
+    if j.is_null() {
+        if schema.optional {
+            return Ok(Value::Null);
+        }
+        if let Some(default) = &schema.default_json {
+            let parsed = json::parse(default.as_bytes()).map_err(|e| {
+                DecodeError::schema(path, format!("unparseable default: {}", e.message))
+            })?;
+            if !parsed.is_null() {
+                return json_to_value(schema, &parsed, path);
+            }
+        }
+        return Err(DecodeError::value(
+            path,
+            format!(
+                "null for a required (non-optional) {} field; the payload does not match its schema",
+                schema.connect_type
+            ),
+        ));
+    }
+    let base = match schema.connect_type {
+        ConnectType::Int8 | ConnectType::Int16 | ConnectType::Int32 | ConnectType::Int64 => {
+            Value::Int(parse_int(schema, j, path)?)
+        }
+        ConnectType::Float32 | ConnectType::Float64 => match j {
+            Json::Number(t) => Value::Float(t.parse::<f64>().map_err(|_| {
+                DecodeError::value(
+                    path,
+                    format!("{} value {t} is not a number", schema.connect_type),
+                )
+            })?),
+            Json::String(s) if s == "NaN" => Value::Float(f64::NAN),
+            Json::String(s) if s == "Infinity" => Value::Float(f64::INFINITY),
+            Json::String(s) if s == "-Infinity" => Value::Float(f64::NEG_INFINITY),
+            other => return Err(wrong_type(schema, other, path)),
+        },
+        ConnectType::Boolean => match j {
+            Json::Bool(b) => Value::Bool(*b),
+            other => return Err(wrong_type(schema, other, path)),
+        },
+        ConnectType::String => match j {
+            Json::String(s) => Value::Text(s.clone()),
+            other => return Err(wrong_type(schema, other, path)),
+        },
+        ConnectType::Bytes => match (j, schema.logical()) {
+            // decimal.format=NUMERIC: the exact number text.
+            (Json::Number(t), Logical::Decimal { scale, .. }) => Value::Decimal(
+                decimal::from_json_number(t, Some(i64::from(scale)))
+                    .map_err(|e| DecodeError::value(path, format!("Decimal value: {}", e.0)))?,
+            ),
+            (Json::String(s), logical) => match base64_engine().decode(s.as_bytes()) {
+                Ok(b) => Value::Bytes(b),
+                Err(e) => {
+                    let what = if matches!(logical, Logical::Decimal { .. }) {
+                        "Decimal value"
+                    } else {
+                        "bytes value"
+                    };
+                    let shown: String = s.chars().take(40).collect();
+                    return Err(DecodeError::value(
+                        path,
+                        format!(
+                            "{what} '{shown}' is not base64 ({e}); JsonConverter writes bytes and \
+                             decimals as base64 (or decimals as numbers with decimal.format=NUMERIC)"
+                        ),
+                    ));
+                }
+            },
+            (other, _) => return Err(wrong_type(schema, other, path)),
+        },
+        ConnectType::Array => {
+            let Json::Array(items) = j else {
+                return Err(wrong_type(schema, j, path));
+            };
+            let Some(elem) = schema.value_schema.as_deref() else {
+                return Err(DecodeError::schema(path, "array schema without items"));
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let v = json_to_value(elem, item, path);
+                path.truncate(len);
+                out.push(v?);
+            }
+            Value::Array(out)
+        }
+        ConnectType::Map => {
+            let (Some(ks), Some(vs)) =
+                (schema.key_schema.as_deref(), schema.value_schema.as_deref())
+            else {
+                return Err(DecodeError::schema(path, "map schema without keys/values"));
+            };
+            let mut out = Vec::new();
+            match (j, ks.connect_type) {
+                (Json::Object(members), ConnectType::String) => {
+                    for (k, v) in members {
+                        let len = path.len();
+                        path.push('.');
+                        path.push_str(k);
+                        let kv = json_to_value(ks, &Json::String(k.clone()), path)
+                            .and_then(|kv| Ok((kv, json_to_value(vs, v, path)?)));
+                        path.truncate(len);
+                        out.push(kv?);
+                    }
+                }
+                (Json::Array(entries), t) if t != ConnectType::String => {
+                    for (i, e) in entries.iter().enumerate() {
+                        let len = path.len();
+                        path.push_str(&format!("[{i}]"));
+                        let kv = match e {
+                            Json::Array(pair) if pair.len() == 2 => {
+                                match (pair.first(), pair.get(1)) {
+                                    (Some(k), Some(v)) => json_to_value(ks, k, path)
+                                        .and_then(|kv| Ok((kv, json_to_value(vs, v, path)?))),
+                                    _ => Err(DecodeError::value(
+                                        path,
+                                        "map entry is not a [key, value] pair",
+                                    )),
+                                }
+                            }
+                            _ => Err(DecodeError::value(
+                                path,
+                                "map entry is not a [key, value] pair",
+                            )),
+                        };
+                        path.truncate(len);
+                        out.push(kv?);
+                    }
+                }
+                (other, _) => return Err(wrong_type(schema, other, path)),
+            }
+            Value::Map(out)
+        }
+        ConnectType::Struct => {
+            if !matches!(j, Json::Object(_)) {
+                return Err(wrong_type(schema, j, path));
+            }
+            let mut out = Vec::with_capacity(schema.fields.len());
+            for f in &schema.fields {
+                let len = path.len();
+                path.push('.');
+                path.push_str(&f.name);
+                let v = json_to_value(&f.schema, j.get(&f.name).unwrap_or(&Json::Null), path);
+                path.truncate(len);
+                out.push((f.name.clone(), v?));
+            }
+            Value::Struct(out)
+        }
+    };
+    logical::apply(schema, base).map_err(|m| DecodeError::value(path, m))
+}

@@ -1,0 +1,331 @@
+//! Command-line grammar. Verbs follow kubectl's shape (`lockstep connect pause NAME`), every
+//! listing takes `--output table|json|yaml`, and `--help` on each level explains what it does.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::OutputFormat;
+
+const ROOT_AFTER_HELP: &str = "\
+Exit codes:
+  0   success
+  1   the operation failed, or the input (a config, a connector) is invalid
+  2   changes pending (plan commands, like terraform plan -detailed-exitcode)
+  64  command-line usage error
+
+Configuration:
+  lockstep.yaml (or --config / LOCKSTEP_CONFIG) names Kafka Connect clusters:
+    clusters:
+      prod:
+        urls: [https://connect-1:8083, https://connect-2:8083]
+        username: lockstep
+        password: ${env:CONNECT_PASSWORD}     # or ${file:/run/secrets/connect}
+        tls: {ca_cert: /etc/ssl/connect-ca.pem}
+    default_cluster: prod
+  --connect-url / LOCKSTEP_CONNECT_URL overrides the file for one call.
+
+Logs go to stderr: -v for more, or LOCKSTEP_LOG=debug. Secrets are never logged.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockstep",
+    version,
+    about = "Day-2 operations for Debezium / Kafka Connect CDC pipelines",
+    long_about = "lockstep makes day-2 operations safe on Debezium / Kafka Connect change-data-capture \
+pipelines: schema changes in lockstep with CDC, an exactly-once replication sink, a watchdog with lag \
+tracking, and connectors as code.",
+    after_help = ROOT_AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// More log output on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Configuration file (default: ./lockstep.yaml when it exists).
+    #[arg(long, global = true, env = "LOCKSTEP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Which Kafka Connect cluster to talk to, and how.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TargetArgs {
+    /// Cluster name from the configuration file.
+    #[arg(long, global = true, env = "LOCKSTEP_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Worker REST URL(s) of one cluster, comma-separated; overrides the configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "LOCKSTEP_CONNECT_URL",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub connect_url: Vec<String>,
+    /// Basic-auth user; the password comes from LOCKSTEP_CONNECT_PASSWORD (never a flag: flags show in `ps`).
+    #[arg(long, global = true, env = "LOCKSTEP_CONNECT_USER")]
+    pub connect_user: Option<String>,
+    /// PEM bundle of CAs that sign the workers' certificates.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with --client-key).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Accept any server certificate (test clusters only).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Operate Kafka Connect: list, inspect, pause, resume, stop, restart, offsets, validate.
+    Connect(ConnectArgs),
+    /// Run the lockstep service (REST API with an OpenAPI spec at /openapi.json).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  lockstep connect ls
+  lockstep connect status orders-cdc -o yaml
+  lockstep connect validate -f orders-cdc.json
+  lockstep connect create -f orders-cdc.yaml --initial-state stopped
+  lockstep connect restart orders-cdc --include-tasks --only-failed
+  lockstep connect stop orders-cdc --wait && lockstep connect offsets get orders-cdc")]
+pub struct ConnectArgs {
+    #[command(subcommand)]
+    pub command: ConnectCommand,
+}
+
+/// How long `--wait` waits, e.g. `90s`, `5m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| text.split_at(i))
+        .unwrap_or((text, "s"));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: write e.g. 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "s" | "" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("'{text}' has an unknown unit: use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Wait until the connector and its tasks reach the requested state.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait with --wait.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectCommand {
+    /// List connectors with their state and tasks.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// A connector's state, its tasks and, for failed ones, the error.
+    Status {
+        name: String,
+        /// Show failed tasks' whole stack traces (default: the first lines).
+        #[arg(long)]
+        full_trace: bool,
+    },
+    /// A connector's configuration (secret values masked).
+    Config { name: String },
+    /// Create a connector from a JSON or YAML file ({name, config} or a flat config with `name`).
+    Create {
+        #[arg(short, long, value_name = "FILE")]
+        file: PathBuf,
+        /// State the connector starts in (Kafka 3.7+).
+        #[arg(long, value_enum)]
+        initial_state: Option<InitialStateArg>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Delete a connector (its offsets stay in Connect; `offsets reset` first to drop them).
+    Delete { name: String },
+    /// Pause a connector and its tasks (they keep their resources; resume continues).
+    Pause {
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Resume a paused or stopped connector.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop a connector: tasks shut down and release their resources; offsets can then be edited.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Restart a connector, its tasks, or only the failed ones.
+    Restart {
+        name: String,
+        /// Restart the tasks as well as the connector.
+        #[arg(long)]
+        include_tasks: bool,
+        /// Only restart instances that are FAILED.
+        #[arg(long)]
+        only_failed: bool,
+        /// Restart this one task only.
+        #[arg(long, conflicts_with_all = ["include_tasks", "only_failed"])]
+        task: Option<u32>,
+    },
+    /// Read, change or reset a connector's committed offsets (changes need it STOPPED).
+    Offsets {
+        #[command(subcommand)]
+        command: OffsetsCommand,
+    },
+    /// Validate a connector config against the cluster's plugin without creating anything.
+    Validate {
+        #[arg(short, long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Connector plugins installed on the cluster.
+    Plugins,
+    /// The topics a connector has used, or reset that record.
+    Topics {
+        name: String,
+        /// Forget the connector's active topics.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Worker log levels: list them, or set one (`--level`).
+    Loggers {
+        /// A logger name, e.g. io.debezium.connector.postgresql.
+        logger: Option<String>,
+        /// New level (TRACE, DEBUG, INFO, WARN, ERROR, OFF).
+        #[arg(long, requires = "logger")]
+        level: Option<String>,
+        /// Apply to every worker of the cluster (Kafka 3.7+), not only the one answering.
+        #[arg(long, requires = "level")]
+        cluster_wide: bool,
+    },
+    /// Cluster version, Kafka cluster id and worker health.
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum InitialStateArg {
+    Running,
+    Paused,
+    Stopped,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OffsetsCommand {
+    /// Show the committed offsets (a source connector's source position, a sink's topic offsets).
+    Get { name: String },
+    /// Replace offsets from a file: {"offsets":[{"partition":{..},"offset":{..}}]}. Needs STOPPED.
+    Set {
+        name: String,
+        #[arg(short, long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Delete every committed offset: the connector starts over (a new snapshot). Needs STOPPED.
+    Reset {
+        name: String,
+        /// Required: resetting a CDC source's offsets re-snapshots the whole table set.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LOCKSTEP_LISTEN", default_value = "127.0.0.1:8480")]
+    pub listen: SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        let cases = [
+            ("90s", Some(90_000)),
+            ("5m", Some(300_000)),
+            ("1h", Some(3_600_000)),
+            ("250ms", Some(250)),
+            ("45", Some(45_000)),
+            ("soon", None),
+            ("5d", None),
+        ];
+        for (text, millis) in cases {
+            assert_eq!(
+                parse_duration(text).ok().map(|d| d.as_millis() as u64),
+                millis,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_connect_verbs() {
+        let cli = Cli::try_parse_from([
+            "lockstep",
+            "connect",
+            "restart",
+            "orders",
+            "--include-tasks",
+            "--only-failed",
+            "-o",
+            "json",
+            "--connect-url",
+            "http://a:8083,http://b:8083",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.target.connect_url.len(), 2);
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        assert!(Cli::try_parse_from([
+            "lockstep",
+            "connect",
+            "restart",
+            "x",
+            "--task",
+            "1",
+            "--only-failed"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["lockstep", "connect", "frobnicate"]).is_err());
+    }
+}

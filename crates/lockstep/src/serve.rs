@@ -1,0 +1,148 @@
+//! `lockstep serve`: the long-running service. For now it exposes health and a read-only view of
+//! the configured Connect cluster; the sink, DDL orchestrator and watchdog mount here later.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use lockstep_connect::ConnectClient;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::cli::{GlobalArgs, ServeArgs};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lockstep",
+        description = "Day-2 operations for Debezium / Kafka Connect CDC pipelines"
+    ),
+    paths(healthz, connectors),
+    components(schemas(Health, ConnectorSummary, ApiError))
+)]
+struct ApiDoc;
+
+struct AppState {
+    connect: Option<ConnectClient>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// One connector in the overview.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectorSummary {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub connector_type: String,
+    pub state: String,
+    pub tasks_running: usize,
+    pub tasks_total: usize,
+    pub worker: Option<String>,
+}
+
+/// Every error answer: what failed and what to do.
+#[derive(Serialize, ToSchema)]
+struct ApiError {
+    error: String,
+}
+
+fn api_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ApiError {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// Liveness of the lockstep service itself.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Connectors of the configured Kafka Connect cluster with their states.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors",
+    responses(
+        (status = 200, body = [ConnectorSummary]),
+        (status = 502, body = ApiError, description = "Kafka Connect did not answer"),
+        (status = 503, body = ApiError, description = "no Connect cluster configured")
+    )
+)]
+async fn connectors(State(state): State<Arc<AppState>>) -> Response {
+    let Some(client) = &state.connect else {
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no Kafka Connect cluster is configured: start `lockstep serve` with --connect-url or a cluster in lockstep.yaml",
+        );
+    };
+    match crate::connect_cmd::summaries(client).await {
+        Ok(list) => Json(list).into_response(),
+        // Whatever Connect answered, lockstep is the gateway that could not get a good answer.
+        Err(err) => api_error(StatusCode::BAD_GATEWAY, err.to_string()),
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/connectors", get(connectors))
+        .route("/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
+    let connect = match crate::target::connect_client(global) {
+        Ok(client) => Some(client),
+        Err(err) if crate::target::is_unconfigured(&err) => {
+            tracing::warn!("serving without a Kafka Connect cluster: {err}");
+            None
+        }
+        Err(err) => return Err(err),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; choose another address with --listen",
+                args.listen
+            )
+        })?;
+    eprintln!("lockstep serving on http://{}", args.listen);
+    axum::serve(listener, router(Arc::new(AppState { connect })))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(crate::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_spec_lists_every_route() {
+        let spec = serde_json::to_value(ApiDoc::openapi()).expect("spec serialises");
+        let paths = spec["paths"].as_object().expect("paths");
+        assert!(paths.contains_key("/healthz"));
+        assert!(paths.contains_key("/api/v1/connectors"));
+    }
+}
