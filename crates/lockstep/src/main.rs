@@ -5,7 +5,9 @@ mod cli;
 mod connect_cmd;
 mod output;
 mod serve;
+mod sink_cmd;
 mod target;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -77,6 +79,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Connect(args) => connect_cmd::run(&cli.global, args).await,
+        Command::Sink(args) => sink_cmd::run(args).await,
+        Command::Verify(args) => verify_cmd::run(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
     }
 }

@@ -157,3 +157,67 @@ fn usage_errors_and_missing_configuration_are_told_apart() {
         "names the worker it could not reach: {stderr}"
     );
 }
+
+#[test]
+fn serve_answers_health_connectors_and_its_openapi_spec() {
+    let stack = Stack::get();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["serve", "--listen", &listen])
+        .env("LOCKSTEP_CONNECT_URL", &stack.connect_url)
+        .env_remove("LOCKSTEP_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start lockstep serve");
+    let get = |path: &str| -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&listen).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())?;
+        Some((status, body))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let health = loop {
+        if let Some(answer) = get("/healthz") {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not start listening"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let connectors = get("/api/v1/connectors");
+    let spec = get("/openapi.json");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert_eq!(health.0, 200);
+    assert!(health.1.contains("\"ok\""), "{}", health.1);
+    let (status, body) = connectors.expect("connectors answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body)
+            .map(|v| v.is_array())
+            .unwrap_or(false),
+        "{body}"
+    );
+    let (status, body) = spec.expect("spec answer");
+    assert_eq!(status, 200);
+    let spec: serde_json::Value = serde_json::from_str(&body).expect("spec is JSON");
+    assert!(spec["paths"]["/api/v1/connectors"].is_object(), "{spec}");
+}

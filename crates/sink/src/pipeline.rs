@@ -1,0 +1,265 @@
+//! The sink's part of a pipeline file: which topics to read, which target to write, how to batch.
+//!
+//! ```yaml
+//! name: orders-dr
+//! kafka:
+//!   bootstrap_servers: 127.0.0.1:19092
+//!   topics: [dbserver1.public.orders, dbserver1.public.order_lines]
+//! target:
+//!   engine: postgres
+//!   host: 127.0.0.1
+//!   port: 5432
+//!   user: replicator
+//!   password: ${env:TARGET_PASSWORD}
+//!   database: orders_dr
+//!   schema: public            # tables land here under their source name
+//! tables:                     # optional per-topic overrides
+//!   dbserver1.public.order_lines: { table: lines }
+//! batch: { max_rows: 5000, linger_ms: 200 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lockstep_config::SecretRef;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pipeline file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("pipeline file {path}: {field}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+    Mariadb,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub topics: Vec<String>,
+    /// Extra librdkafka consumer properties (e.g. security.protocol); never group/offset settings,
+    /// which the sink owns.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSettings {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<SecretRef>,
+    pub database: String,
+    /// Schema (PostgreSQL) the tables are written to; MariaDB uses `database`.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+}
+
+fn default_schema() -> String {
+    "public".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableOverride {
+    /// Target table name (in the target schema) for this topic.
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSettings {
+    /// Most records one target transaction applies.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Longest a record waits for its batch to fill.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+}
+
+fn default_max_rows() -> usize {
+    5_000
+}
+fn default_linger_ms() -> u64 {
+    200
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_rows: default_max_rows(),
+            linger_ms: default_linger_ms(),
+        }
+    }
+}
+
+impl BatchSettings {
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
+/// A validated pipeline as far as the sink is concerned.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkPipeline {
+    /// Identifies this pipeline's offsets in the target; renaming it restarts from the beginning.
+    pub name: String,
+    pub kafka: KafkaSettings,
+    pub target: TargetSettings,
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableOverride>,
+    #[serde(default)]
+    pub batch: BatchSettings,
+}
+
+impl SinkPipeline {
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, PipelineError> {
+        let pipeline: SinkPipeline =
+            serde_yaml_ng::from_str(text).map_err(|e| PipelineError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let invalid = |field: &str, reason: String| PipelineError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        if !is_identifier(&pipeline.name) {
+            return Err(invalid(
+                "name",
+                format!(
+                    "'{}' must be 1-63 characters of letters, digits, '-' or '_'",
+                    pipeline.name
+                ),
+            ));
+        }
+        if pipeline.kafka.topics.is_empty() {
+            return Err(invalid(
+                "kafka.topics",
+                "list at least one Debezium topic".into(),
+            ));
+        }
+        if pipeline.batch.max_rows == 0 || pipeline.batch.max_rows > 1_000_000 {
+            return Err(invalid(
+                "batch.max_rows",
+                "must be between 1 and 1000000".into(),
+            ));
+        }
+        for key in pipeline.kafka.consumer.keys() {
+            if key.starts_with("group.")
+                || key.starts_with("enable.auto")
+                || key == "auto.offset.reset"
+            {
+                return Err(invalid(
+                    &format!("kafka.consumer.{key}"),
+                    "the sink manages groups and offsets itself (offsets live in the target); remove this key".into(),
+                ));
+            }
+        }
+        for topic in pipeline.tables.keys() {
+            if !pipeline.kafka.topics.contains(topic) {
+                return Err(invalid(
+                    &format!("tables.{topic}"),
+                    "overrides a topic that is not listed in kafka.topics".into(),
+                ));
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// Target table for a change event of `source_table` read from `topic`.
+    pub fn target_table(&self, topic: &str, source_table: &str) -> String {
+        self.tables
+            .get(topic)
+            .and_then(|o| o.table.clone())
+            .unwrap_or_else(|| source_table.to_string())
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "name: orders-dr\nkafka:\n  bootstrap_servers: 127.0.0.1:19092\n  topics: [a.public.orders, a.public.lines]\ntarget:\n  engine: postgres\n  host: 127.0.0.1\n  port: 5432\n  user: u\n  password: ${env:PW}\n  database: dr\ntables:\n  a.public.lines: {table: order_lines}\n";
+
+    #[test]
+    fn parses_a_pipeline_with_defaults() {
+        let p = SinkPipeline::parse(Path::new("p.yaml"), VALID).expect("valid");
+        assert_eq!(p.target.schema, "public");
+        assert_eq!(p.batch.max_rows, 5_000);
+        assert_eq!(p.target_table("a.public.lines", "lines"), "order_lines");
+        assert_eq!(p.target_table("a.public.orders", "orders"), "orders");
+        assert!(!format!("{p:?}").contains("${env:PW}") || format!("{p:?}").contains("SecretRef"));
+    }
+
+    #[test]
+    fn rejects_bad_pipelines_naming_the_field() {
+        let cases = [
+            (
+                VALID.replace("name: orders-dr", "name: 'orders dr'"),
+                "name",
+            ),
+            (
+                VALID.replace("[a.public.orders, a.public.lines]", "[]"),
+                "kafka.topics",
+            ),
+            (
+                VALID.replace("engine: postgres", "engine: oracle"),
+                "unknown variant",
+            ),
+            (
+                VALID.replace("tables:\n  a.public.lines", "tables:\n  other.topic"),
+                "tables.other.topic",
+            ),
+            (format!("{VALID}batch: {{max_rows: 0}}\n"), "batch.max_rows"),
+            (
+                VALID.replace("  topics:", "  consumer: {group.id: x}\n  topics:"),
+                "kafka.consumer.group.id",
+            ),
+            (format!("{VALID}surprise: 1\n"), "unknown field"),
+        ];
+        for (text, expected) in cases {
+            let err = SinkPipeline::parse(Path::new("p.yaml"), &text)
+                .expect_err(expected)
+                .to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! PostgreSQL target adapter: catalog lookups, the offsets table, and the one transaction per
+//! batch that writes rows and offsets together.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::pg_sql::{self, PgStatement, TargetTable};
+use crate::pipeline::TargetSettings;
+use crate::{ApplyError, PartitionKey};
+
+/// Where the sink's offsets live: in the target, next to the data they describe.
+const OFFSETS_DDL: &str = "
+CREATE SCHEMA IF NOT EXISTS lockstep;
+CREATE TABLE IF NOT EXISTS lockstep.sink_offsets (
+    pipeline    text        NOT NULL,
+    topic       text        NOT NULL,
+    kafka_partition integer NOT NULL,
+    next_offset bigint      NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, topic, kafka_partition)
+)";
+
+pub struct PgTarget {
+    client: Client,
+    schema: String,
+    tables: HashMap<String, TargetTable>,
+}
+
+impl PgTarget {
+    pub async fn connect(settings: &TargetSettings) -> Result<Self, ApplyError> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&settings.host)
+            .port(settings.port)
+            .user(&settings.user)
+            .dbname(&settings.database)
+            .application_name("lockstep-sink");
+        if let Some(password) = &settings.password {
+            let secret = password
+                .resolve()
+                .map_err(|e| ApplyError::Config(e.to_string()))?;
+            config.password(secret.expose());
+        }
+        let (client, connection) =
+            config
+                .connect(NoTls)
+                .await
+                .map_err(|e| ApplyError::Connect {
+                    target: format!(
+                        "postgres {}:{}/{}",
+                        settings.host, settings.port, settings.database
+                    ),
+                    reason: e.to_string(),
+                })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("target connection closed: {e}");
+            }
+        });
+        client.batch_execute(OFFSETS_DDL).await.map_err(db_error)?;
+        Ok(Self {
+            client,
+            schema: settings.schema.clone(),
+            tables: HashMap::new(),
+        })
+    }
+
+    /// The committed position of every partition of this pipeline: the next offset to apply.
+    pub async fn load_offsets(
+        &self,
+        pipeline: &str,
+    ) -> Result<BTreeMap<PartitionKey, i64>, ApplyError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT topic, kafka_partition, next_offset FROM lockstep.sink_offsets WHERE pipeline = $1",
+                &[&pipeline],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.get::<_, String>(0), r.get::<_, i32>(1)),
+                    r.get::<_, i64>(2),
+                )
+            })
+            .collect())
+    }
+
+    /// The catalog's description of a target table, cached until [`PgTarget::forget`].
+    pub async fn table(&mut self, name: &str) -> Result<TargetTable, ApplyError> {
+        if let Some(table) = self.tables.get(name) {
+            return Ok(table.clone());
+        }
+        let columns = self
+            .client
+            .query(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+                   FROM pg_attribute a
+                   JOIN pg_class c ON c.oid = a.attrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+                  ORDER BY a.attnum",
+                &[&self.schema, &name],
+            )
+            .await
+            .map_err(db_error)?;
+        if columns.is_empty() {
+            return Err(ApplyError::MissingTable {
+                table: format!("{}.{name}", self.schema),
+            });
+        }
+        let key = self
+            .client
+            .query(
+                "SELECT a.attname
+                   FROM pg_index i
+                   JOIN pg_class c ON c.oid = i.indrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+                   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                  WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
+                  ORDER BY k.ord",
+                &[&self.schema, &name],
+            )
+            .await
+            .map_err(db_error)?;
+        let table = TargetTable {
+            schema: self.schema.clone(),
+            name: name.to_string(),
+            columns: columns.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            primary_key: key.iter().map(|r| r.get(0)).collect(),
+        };
+        self.tables.insert(name.to_string(), table.clone());
+        Ok(table)
+    }
+
+    /// Drops cached catalog data, e.g. after the target's schema changed.
+    pub fn forget(&mut self, name: &str) {
+        self.tables.remove(name);
+    }
+
+    /// Applies the statements and moves the offsets in one transaction.
+    ///
+    /// `expected` holds, per partition, the next offset this process believes is committed (None:
+    /// no row yet). The offsets rows are locked first and compared: if another sink process moved
+    /// them (two processes given the same partitions, or a zombie after a rebalance), the batch is
+    /// rolled back and [`ApplyError::Fenced`] returned, so a change is never applied twice.
+    pub async fn apply(
+        &mut self,
+        pipeline: &str,
+        statements: &[PgStatement],
+        expected: &BTreeMap<PartitionKey, Option<i64>>,
+        next: &BTreeMap<PartitionKey, i64>,
+    ) -> Result<(), ApplyError> {
+        let tx = self.client.transaction().await.map_err(db_error)?;
+        for ((topic, partition), expected_next) in expected {
+            let row = tx
+                .query_opt(
+                    "SELECT next_offset FROM lockstep.sink_offsets
+                      WHERE pipeline = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE",
+                    &[&pipeline, topic, partition],
+                )
+                .await
+                .map_err(db_error)?;
+            let stored = row.map(|r| r.get::<_, i64>(0));
+            if stored != *expected_next {
+                return Err(ApplyError::Fenced {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    expected: *expected_next,
+                    found: stored,
+                });
+            }
+        }
+        for statement in statements {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = statement
+                .params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            tx.execute(statement.sql.as_str(), &params)
+                .await
+                .map_err(db_error)?;
+        }
+        for ((topic, partition), next_offset) in next {
+            // ON CONFLICT makes a concurrent first insert by another process fail the unique
+            // check inside this transaction instead of being overwritten.
+            tx.execute(
+                "INSERT INTO lockstep.sink_offsets (pipeline, topic, kafka_partition, next_offset)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (pipeline, topic, kafka_partition)
+                 DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                &[&pipeline, topic, partition, next_offset],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    pub fn plan(
+        table: &TargetTable,
+        batch: &lockstep_debezium::CoalescedBatch,
+    ) -> Result<Vec<PgStatement>, ApplyError> {
+        pg_sql::plan(table, batch)
+    }
+}
+
+fn db_error(e: tokio_postgres::Error) -> ApplyError {
+    let detail = match e.as_db_error() {
+        Some(db) => format!(
+            "{}: {}{}",
+            db.code().code(),
+            db.message(),
+            db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
+        None => e.to_string(),
+    };
+    ApplyError::Database(detail)
+}
