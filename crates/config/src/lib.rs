@@ -69,7 +69,7 @@ impl SecretRef {
     /// Resolves `${env:VAR}`, `${file:/path}` (whole file, trailing newline removed) or a literal.
     pub fn resolve(&self) -> Result<Secret, ConfigError> {
         if self.is_literal() {
-            return Ok(Secret(self.0.clone()));
+            return Ok(Secret::new(self.0.clone()));
         }
         let inner = &self.0[2..self.0.len() - 1];
         let fail = |reason: String| ConfigError::Secret {
@@ -78,10 +78,10 @@ impl SecretRef {
         };
         match inner.split_once(':') {
             Some(("env", var)) if !var.is_empty() => std::env::var(var)
-                .map(Secret)
+                .map(Secret::new)
                 .map_err(|_| fail(format!("environment variable {var} is not set"))),
             Some(("file", path)) if !path.is_empty() => std::fs::read_to_string(path)
-                .map(|s| Secret(s.trim_end_matches(['\r', '\n']).to_string()))
+                .map(|s| Secret::new(s.trim_end_matches(['\r', '\n']).to_string()))
                 .map_err(|e| fail(format!("reading {path}: {e}"))),
             _ => Err(fail(
                 "use ${env:VARIABLE} or ${file:/path/to/file}".to_string(),
@@ -96,31 +96,7 @@ impl fmt::Debug for SecretRef {
     }
 }
 
-/// A resolved secret value. Its value is reachable only through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
+pub use lockstep_secret::Secret;
 
 /// TLS settings for a Connect cluster's REST endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

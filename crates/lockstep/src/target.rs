@@ -79,7 +79,7 @@ pub fn connect_client(global: &GlobalArgs) -> anyhow::Result<ConnectClient> {
                 })?
         };
         let password = reference.resolve()?;
-        client_config.basic_auth = Some(BasicAuth::new(username, password.expose()));
+        client_config.basic_auth = Some(BasicAuth::new(username, password));
     }
 
     let file_tls = from_file.map(|(_, c)| c.tls.clone()).unwrap_or_default();
