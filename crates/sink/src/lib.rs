@@ -17,10 +17,14 @@
 //!   before being applied are reported, never jumped over.
 //! - Per-key order is Kafka's partition order; coalescing keeps only each key's last state.
 
+pub mod mariadb;
+pub mod mysql_sql;
 pub mod pg_sql;
 pub mod pipeline;
 pub mod postgres;
 pub mod runner;
+pub mod table;
+pub mod target;
 
 pub use pipeline::{Engine, PipelineError, SinkPipeline};
 pub use runner::{BatchStats, Sink};

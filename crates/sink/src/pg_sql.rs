@@ -9,36 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use lockstep_debezium::{CoalescedBatch, Row, TableOp};
+use lockstep_debezium::{CoalescedBatch, Column, ColumnType, ConnectType, Logical, Row, TableOp};
 
+use crate::table::{missing_columns, TargetTable};
 use crate::ApplyError;
-
-/// A target table as the catalog describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetTable {
-    pub schema: String,
-    pub name: String,
-    /// Column name and its declared type (`format_type` output, e.g. `numeric(12,2)`).
-    pub columns: Vec<(String, String)>,
-    pub primary_key: Vec<String>,
-}
-
-impl TargetTable {
-    pub fn qualified(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
-    }
-
-    pub fn display_name(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-
-    fn column_type(&self, name: &str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(c, _)| c == name)
-            .map(|(_, t)| t.as_str())
-    }
-}
 
 /// One statement with its `text[]` parameters (one array per column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +21,14 @@ pub struct PgStatement {
     pub params: Vec<Vec<Option<String>>>,
     /// Rows the statement carries (for metrics).
     pub rows: usize,
+}
+
+pub fn qualified(table: &TargetTable) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    )
 }
 
 pub fn quote_ident(name: &str) -> String {
@@ -63,15 +45,6 @@ fn render(row: &Row, column: &str, table: &TargetTable) -> Result<Option<String>
         column: column.to_string(),
         reason: e.to_string(),
     })
-}
-
-/// Columns of `row` the target does not have: the schema-drift check.
-pub fn missing_columns(table: &TargetTable, row: &Row) -> Vec<String> {
-    row.columns
-        .iter()
-        .filter(|c| table.column_type(&c.name).is_none())
-        .map(|c| c.name.clone())
-        .collect()
 }
 
 fn check_key(table: &TargetTable, key: &Row) -> Result<(), ApplyError> {
@@ -106,7 +79,7 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
     let mut statements = Vec::new();
     if batch.truncate.is_some() {
         statements.push(PgStatement {
-            sql: format!("TRUNCATE {}", table.qualified()),
+            sql: format!("TRUNCATE {}", qualified(table)),
             params: Vec::new(),
             rows: 0,
         });
@@ -151,7 +124,7 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
         statements.push(PgStatement {
             sql: format!(
                 "DELETE FROM {} AS t USING unnest({unnest_args}) AS u({aliases}) WHERE {predicate}",
-                table.qualified()
+                qualified(table)
             ),
             params,
             rows: deletes.len(),
@@ -216,7 +189,7 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
         statements.push(PgStatement {
             sql: format!(
                 "INSERT INTO {} ({}) SELECT {casts} FROM unnest({unnest_args}) AS u({aliases}) ON CONFLICT ({conflict}) {action}",
-                table.qualified(),
+                qualified(table),
                 quoted.join(", ")
             ),
             params,
@@ -224,6 +197,69 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
         });
     }
     Ok(statements)
+}
+
+/// `ALTER TABLE ... ADD COLUMN IF NOT EXISTS ...` for the `evolve` drift policy: every column is
+/// nullable (rows already in the table have no value for it), typed by [`pg_type_for`].
+pub fn add_nullable_columns(table: &TargetTable, columns: &[Column]) -> String {
+    let adds = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "ADD COLUMN IF NOT EXISTS {} {} NULL",
+                quote_ident(&c.name),
+                pg_type_for(&c.column_type)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("ALTER TABLE {} {adds}", qualified(table))
+}
+
+/// The PostgreSQL type a column of this Connect schema maps to: the logical type when there is
+/// one, else the base type. Values are written in the text form of exactly these types.
+pub fn pg_type_for(column: &ColumnType) -> String {
+    match &column.logical {
+        Logical::Decimal {
+            scale,
+            precision: Some(precision),
+        } if *scale >= 0 && (*scale as u32) <= *precision => {
+            format!("numeric({precision},{scale})")
+        }
+        Logical::Decimal { .. } | Logical::VariableScaleDecimal => "numeric".into(),
+        Logical::Date => "date".into(),
+        Logical::TimeMillis | Logical::TimeMicros | Logical::TimeNanos => "time".into(),
+        Logical::TimestampMillis | Logical::TimestampMicros | Logical::TimestampNanos => {
+            "timestamp".into()
+        }
+        Logical::ZonedTimestamp => "timestamptz".into(),
+        Logical::ZonedTime => "timetz".into(),
+        Logical::Year => "integer".into(),
+        Logical::MicroDuration | Logical::NanoDuration | Logical::Interval => "interval".into(),
+        Logical::Json => "jsonb".into(),
+        Logical::Uuid => "uuid".into(),
+        Logical::Bits { .. } => "bit varying".into(),
+        Logical::Xml => "xml".into(),
+        Logical::Enum { .. } | Logical::EnumSet { .. } | Logical::Ltree => "text".into(),
+        Logical::Geometry { .. } | Logical::Point => "jsonb".into(),
+        Logical::None | Logical::Other(_) => match column.connect_type {
+            ConnectType::Int8 | ConnectType::Int16 => "smallint".into(),
+            ConnectType::Int32 => "integer".into(),
+            ConnectType::Int64 => "bigint".into(),
+            ConnectType::Float32 => "real".into(),
+            ConnectType::Float64 => "double precision".into(),
+            ConnectType::Boolean => "boolean".into(),
+            ConnectType::String => "text".into(),
+            ConnectType::Bytes => "bytea".into(),
+            ConnectType::Array => match &column.element {
+                Some(element) if element.connect_type != ConnectType::Array => {
+                    format!("{}[]", pg_type_for(element))
+                }
+                _ => "jsonb".into(),
+            },
+            ConnectType::Map | ConnectType::Struct => "jsonb".into(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::pg_sql::{self, PgStatement, TargetTable};
+use lockstep_debezium::Column;
+
+use crate::pg_sql::{self, PgStatement};
 use crate::pipeline::TargetSettings;
+use crate::table::TargetTable;
 use crate::{ApplyError, PartitionKey};
 
 /// Where the sink's offsets live: in the target, next to the data they describe.
@@ -202,11 +205,20 @@ impl PgTarget {
         tx.commit().await.map_err(db_error)
     }
 
-    pub fn plan(
+    /// Adds `columns` as nullable columns typed from their Connect schema (`IF NOT EXISTS`, so
+    /// a column added meanwhile by a DBA or another sink process is left alone).
+    pub async fn add_nullable_columns(
+        &mut self,
         table: &TargetTable,
-        batch: &lockstep_debezium::CoalescedBatch,
-    ) -> Result<Vec<PgStatement>, ApplyError> {
-        pg_sql::plan(table, batch)
+        columns: &[Column],
+    ) -> Result<(), ApplyError> {
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let sql = pg_sql::add_nullable_columns(table, columns);
+        self.client.batch_execute(&sql).await.map_err(db_error)?;
+        self.forget(&table.name);
+        Ok(())
     }
 }
 

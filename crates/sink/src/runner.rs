@@ -9,8 +9,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::{Engine, SinkPipeline};
-use crate::postgres::PgTarget;
+use crate::pipeline::SinkPipeline;
+use crate::target::Target;
 use crate::{ApplyError, PartitionKey};
 
 /// What one applied batch did.
@@ -28,7 +28,7 @@ pub struct BatchStats {
 /// A running sink for one pipeline.
 pub struct Sink {
     pipeline: SinkPipeline,
-    target: PgTarget,
+    target: Target,
     consumer: StreamConsumer,
     decoder: JsonConverterDecoder,
     /// Per assigned partition, the next offset committed in the target (None: nothing yet).
@@ -53,12 +53,7 @@ fn now_ms() -> i64 {
 impl Sink {
     /// Connects to the target, reads the committed offsets and seeks the consumer to them.
     pub async fn start(pipeline: SinkPipeline) -> Result<Self, ApplyError> {
-        if pipeline.target.engine != Engine::Postgres {
-            return Err(ApplyError::Config(
-                "only PostgreSQL targets are implemented so far; MariaDB is in progress".into(),
-            ));
-        }
-        let target = PgTarget::connect(&pipeline.target).await?;
+        let mut target = Target::connect(&pipeline.target).await?;
         let stored = target.load_offsets(&pipeline.name).await?;
 
         let mut config = ClientConfig::new();
@@ -217,12 +212,12 @@ impl Sink {
                 reason: format!("table {table_name}: {e}"),
             })?;
             let mut table = self.target.table(&table_name).await?;
-            let planned = match PgTarget::plan(&table, &batch) {
+            let planned = match self.target.plan(&table, &batch) {
                 Err(ApplyError::SchemaDrift { .. }) => {
                     // The target may have caught up since the catalog was cached.
                     self.target.forget(&table_name);
                     table = self.target.table(&table_name).await?;
-                    PgTarget::plan(&table, &batch)?
+                    self.target.plan(&table, &batch)?
                 }
                 other => other?,
             };

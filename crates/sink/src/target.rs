@@ -1,0 +1,138 @@
+//! The target database behind one enum, so the runner is engine-neutral.
+//!
+//! Each engine adapter plans a table's coalesced batch into its own statements (pure) and applies
+//! a whole batch's statements together with the offsets in one transaction (I/O). Static dispatch
+//! through an enum: the engine is fixed per pipeline and there are two of them.
+
+use std::collections::BTreeMap;
+
+use lockstep_debezium::{CoalescedBatch, Column};
+
+use crate::mariadb::MariaDbTarget;
+use crate::mysql_sql::MyStatement;
+use crate::pg_sql::PgStatement;
+use crate::pipeline::{Engine, TargetSettings};
+use crate::postgres::PgTarget;
+use crate::table::TargetTable;
+use crate::{ApplyError, PartitionKey};
+
+/// One planned statement, in the dialect of the target it was planned for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    Postgres(PgStatement),
+    MariaDb(MyStatement),
+}
+
+pub enum Target {
+    Postgres(PgTarget),
+    MariaDb(MariaDbTarget),
+}
+
+impl Target {
+    /// Connects and makes sure the offsets table exists.
+    pub async fn connect(settings: &TargetSettings) -> Result<Self, ApplyError> {
+        Ok(match settings.engine {
+            Engine::Postgres => Target::Postgres(PgTarget::connect(settings).await?),
+            Engine::Mariadb => Target::MariaDb(MariaDbTarget::connect(settings).await?),
+        })
+    }
+
+    /// The committed position of every partition of this pipeline: the next offset to apply.
+    pub async fn load_offsets(
+        &mut self,
+        pipeline: &str,
+    ) -> Result<BTreeMap<PartitionKey, i64>, ApplyError> {
+        match self {
+            Target::Postgres(t) => t.load_offsets(pipeline).await,
+            Target::MariaDb(t) => t.load_offsets(pipeline).await,
+        }
+    }
+
+    /// The catalog's description of a target table, cached until [`Target::forget`].
+    pub async fn table(&mut self, name: &str) -> Result<TargetTable, ApplyError> {
+        match self {
+            Target::Postgres(t) => t.table(name).await,
+            Target::MariaDb(t) => t.table(name).await,
+        }
+    }
+
+    /// Drops cached catalog data, e.g. after the target's schema changed.
+    pub fn forget(&mut self, name: &str) {
+        match self {
+            Target::Postgres(t) => t.forget(name),
+            Target::MariaDb(t) => t.forget(name),
+        }
+    }
+
+    /// Plans one table's coalesced batch (pure; fails with [`ApplyError::SchemaDrift`] when a
+    /// row carries columns the table lacks).
+    pub fn plan(
+        &self,
+        table: &TargetTable,
+        batch: &CoalescedBatch,
+    ) -> Result<Vec<Statement>, ApplyError> {
+        Ok(match self {
+            Target::Postgres(_) => crate::pg_sql::plan(table, batch)?
+                .into_iter()
+                .map(Statement::Postgres)
+                .collect(),
+            Target::MariaDb(_) => crate::mysql_sql::plan(table, batch)?
+                .into_iter()
+                .map(Statement::MariaDb)
+                .collect(),
+        })
+    }
+
+    /// Applies the statements and moves the offsets in one transaction, fenced against another
+    /// process on the same partitions (see [`crate::postgres::PgTarget::apply`]).
+    pub async fn apply(
+        &mut self,
+        pipeline: &str,
+        statements: &[Statement],
+        expected: &BTreeMap<PartitionKey, Option<i64>>,
+        next: &BTreeMap<PartitionKey, i64>,
+    ) -> Result<(), ApplyError> {
+        match self {
+            Target::Postgres(t) => {
+                let own = statements
+                    .iter()
+                    .map(|s| match s {
+                        Statement::Postgres(s) => Ok(s.clone()),
+                        Statement::MariaDb(_) => Err(foreign_statement()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                t.apply(pipeline, &own, expected, next).await
+            }
+            Target::MariaDb(t) => {
+                let own = statements
+                    .iter()
+                    .map(|s| match s {
+                        Statement::MariaDb(s) => Ok(s.clone()),
+                        Statement::Postgres(_) => Err(foreign_statement()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                t.apply(pipeline, &own, expected, next).await
+            }
+        }
+    }
+
+    /// `evolve` policy: adds `columns` to the table as nullable columns typed from their Connect
+    /// schema, skipping any that exist by now. The caller forgets the cached table afterwards.
+    pub async fn add_nullable_columns(
+        &mut self,
+        table: &TargetTable,
+        columns: &[Column],
+    ) -> Result<(), ApplyError> {
+        match self {
+            Target::Postgres(t) => t.add_nullable_columns(table, columns).await,
+            Target::MariaDb(t) => t.add_nullable_columns(table, columns).await,
+        }
+    }
+}
+
+fn foreign_statement() -> ApplyError {
+    ApplyError::Config(
+        "internal: a statement planned for another engine reached this target; please report it"
+            .into(),
+    )
+}
