@@ -46,13 +46,147 @@ pub trait Decoder {
 /// Accepts both `decimal.format=BASE64` (the default: Decimal as a base64
 /// string) and `decimal.format=NUMERIC` (Decimal as a JSON number, kept as
 /// exact text).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonConverterDecoder;
+///
+/// Parsed schemas are cached by their exact bytes: JsonConverter repeats a table's schema in
+/// every record, and parsing it dominated decoding. The cache changes no result: a record whose
+/// layout is not the converter's `{"schema":...,"payload":...}` takes the full path.
+#[derive(Debug, Default)]
+pub struct JsonConverterDecoder {
+    schemas: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Schema>>,
+}
+
+/// Distinct schemas kept; past this the cache starts again (a topic has a handful of versions).
+const SCHEMA_CACHE_LIMIT: usize = 1024;
+
+impl Clone for JsonConverterDecoder {
+    fn clone(&self) -> Self {
+        JsonConverterDecoder::default()
+    }
+}
 
 impl JsonConverterDecoder {
     pub fn new() -> Self {
-        JsonConverterDecoder
+        JsonConverterDecoder::default()
     }
+
+    /// The fast path: the schema from the cache and only the payload parsed. `None` when the
+    /// record does not have the converter's exact layout or its schema is not cached yet.
+    fn decode_cached(
+        &self,
+        part: Part,
+        bytes: &[u8],
+    ) -> Option<Result<Option<SchemaAndValue>, DecodeError>> {
+        let (schema_bytes, payload_bytes) = split_envelope(bytes)?;
+        let schema = {
+            let cache = self.schemas.lock().ok()?;
+            cache.get(schema_bytes)?.clone()
+        };
+        let payload = match json::parse(payload_bytes) {
+            Ok(payload) => payload,
+            // Let the full path report the error with its offset in the whole record.
+            Err(_) => return None,
+        };
+        Some(finish(part, schema, &payload))
+    }
+
+    fn remember(&self, bytes: &[u8], schema: &Schema) {
+        let Some((schema_bytes, _)) = split_envelope(bytes) else {
+            return;
+        };
+        if let Ok(mut cache) = self.schemas.lock() {
+            if cache.len() >= SCHEMA_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(schema_bytes.to_vec(), schema.clone());
+        }
+    }
+}
+
+fn finish(
+    part: Part,
+    schema: Schema,
+    payload: &Json,
+) -> Result<Option<SchemaAndValue>, DecodeError> {
+    let prefix = match part {
+        Part::Key => "key.",
+        Part::Value => "",
+    };
+    let mut path = format!("{prefix}payload");
+    let value = json_to_value(&schema, payload, &mut path)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(SchemaAndValue { schema, value }))
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The end (exclusive) of the JSON value starting at `i`: balanced braces and brackets, strings
+/// skipped with their escapes; scalars end at the next delimiter.
+fn value_end(bytes: &[u8], i: usize) -> Option<usize> {
+    let first = *bytes.get(i)?;
+    if first != b'{' && first != b'[' {
+        let mut j = i;
+        while j < bytes.len() && !matches!(bytes[j], b',' | b'}' | b']') {
+            j += 1;
+        }
+        return (j > i).then_some(j);
+    }
+    let mut depth = 0usize;
+    let mut j = i;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'"' => {
+                j += 1;
+                while j < bytes.len() && bytes[j] != b'"' {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(j + 1);
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+/// `{"schema":S,"payload":P}` → (S, P) as byte slices, or `None` for any other layout.
+fn split_envelope(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let expect = |i: usize, text: &[u8]| {
+        bytes
+            .get(i..i + text.len())
+            .filter(|b| *b == text)
+            .map(|_| i + text.len())
+    };
+    let i = expect(skip_ws(bytes, 0), b"{")?;
+    let i = expect(skip_ws(bytes, i), b"\"schema\"")?;
+    let i = expect(skip_ws(bytes, i), b":")?;
+    let schema_start = skip_ws(bytes, i);
+    let schema_end = value_end(bytes, schema_start)?;
+    let i = expect(skip_ws(bytes, schema_end), b",")?;
+    let i = expect(skip_ws(bytes, i), b"\"payload\"")?;
+    let i = expect(skip_ws(bytes, i), b":")?;
+    let payload_start = skip_ws(bytes, i);
+    let payload_end = value_end(bytes, payload_start)?;
+    let close = expect(skip_ws(bytes, payload_end), b"}")?;
+    if skip_ws(bytes, close) != bytes.len() {
+        return None;
+    }
+    Some((
+        &bytes[schema_start..schema_end],
+        &bytes[payload_start..payload_end],
+    ))
 }
 
 impl Decoder for JsonConverterDecoder {
@@ -64,6 +198,9 @@ impl Decoder for JsonConverterDecoder {
         let Some(bytes) = bytes else { return Ok(None) };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
+        }
+        if let Some(result) = self.decode_cached(part, bytes) {
+            return result;
         }
         let doc = json::parse(bytes).map_err(|e| DecodeError::NotJson {
             part,
@@ -93,12 +230,8 @@ impl Decoder for JsonConverterDecoder {
             _ => return Err(DecodeError::SchemasDisabled { part }),
         };
         let schema = parse_schema(schema_json, &format!("{prefix}schema"))?;
-        let mut path = format!("{prefix}payload");
-        let value = json_to_value(&schema, payload, &mut path)?;
-        if value.is_null() {
-            return Ok(None);
-        }
-        Ok(Some(SchemaAndValue { schema, value }))
+        self.remember(bytes, &schema);
+        finish(part, schema, payload)
     }
 }
 

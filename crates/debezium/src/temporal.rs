@@ -143,6 +143,103 @@ pub fn year_of_days(days: i64) -> i64 {
     civil_from_days(days).year
 }
 
+/// Seconds east of UTC of an ISO-8601 offset: `Z`, `+HH`, `+HH:MM`, `+HHMM`, `+HH:MM:SS`.
+fn parse_offset(s: &str) -> Option<i64> {
+    if s == "Z" || s == "z" {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let rest = s.get(1..)?;
+    let fields: Vec<&str> = if rest.contains(':') {
+        rest.split(':').collect()
+    } else if rest.len() == 4 {
+        vec![rest.get(0..2)?, rest.get(2..4)?]
+    } else {
+        vec![rest]
+    };
+    if fields.len() > 3 {
+        return None;
+    }
+    let mut seconds = 0;
+    for (field, unit) in fields.iter().zip([3_600, 60, 1]) {
+        if field.len() != 2 || !field.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        seconds += field.parse::<i64>().ok()? * unit;
+    }
+    Some(sign * seconds)
+}
+
+/// `HH:MM[:SS][.fraction]` followed by an offset: (seconds of the day, fraction digits, offset).
+fn parse_time_with_offset(s: &str) -> Option<(i64, &str, i64)> {
+    let end = s.find(['Z', 'z', '+', '-']).unwrap_or(s.len());
+    let (clock, offset) = s.split_at(end);
+    let offset = parse_offset(offset)?;
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 9 {
+        return None;
+    }
+    let parts: Vec<&str> = hms.split(':').collect();
+    if !(2..=3).contains(&parts.len())
+        || parts
+            .iter()
+            .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let number = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<i64>().ok());
+    let (h, m, sec) = (number(0)?, number(1)?, number(2)?);
+    if h > 24 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some((h * 3_600 + m * 60 + sec, fraction, offset))
+}
+
+/// An ISO-8601 date-time with an offset (Debezium's `ZonedTimestamp`:
+/// `2024-02-29T21:59:59.123456Z`, `+10000-01-01T00:00:00+01:00`) as the UTC
+/// instant: (days since the epoch, seconds of that day, the fraction digits as given).
+pub fn parse_zoned_timestamp(s: &str) -> Option<(i64, i64, &str)> {
+    let (negative, body) = match s.as_bytes().first()? {
+        b'-' => (true, s.get(1..)?),
+        b'+' => (false, s.get(1..)?),
+        _ => (false, s),
+    };
+    let year_end = body.find('-')?;
+    let year_text = body.get(..year_end)?;
+    if year_text.len() < 4 || !year_text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year = year_text.parse::<i64>().ok()?;
+    let year = if negative { -year } else { year };
+    let rest = body.get(year_end..)?;
+    let (month, day, sep) = (rest.get(1..3)?, rest.get(4..6)?, rest.get(6..7)?);
+    if rest.get(0..1)? != "-" || rest.get(3..4)? != "-" || !(sep == "T" || sep == " ") {
+        return None;
+    }
+    let digits = |t: &str| t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(month) || !digits(day) {
+        return None;
+    }
+    let (month, day) = (month.parse::<u32>().ok()?, day.parse::<u32>().ok()?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year.abs() > 1_000_000 {
+        return None;
+    }
+    let (seconds_of_day, fraction, offset) = parse_time_with_offset(rest.get(7..)?)?;
+    let total = days_from_civil(year, month, day) * 86_400 + seconds_of_day - offset;
+    Some((total.div_euclid(86_400), total.rem_euclid(86_400), fraction))
+}
+
+/// An ISO-8601 time with an offset (Debezium's `ZonedTime`: `12:34:56.789Z`) as the UTC time
+/// of day: (seconds of the day, the fraction digits as given).
+pub fn parse_zoned_time(s: &str) -> Option<(i64, &str)> {
+    let (seconds_of_day, fraction, offset) = parse_time_with_offset(s)?;
+    Some(((seconds_of_day - offset).rem_euclid(86_400), fraction))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +330,31 @@ mod tests {
             format_time_of_day(1, 1_000_000_000, 9),
             "00:00:00.000000001"
         );
+    }
+
+    #[test]
+    fn zoned_values_parse_to_utc() {
+        let day = days_from_civil(2024, 2, 29);
+        type Utc<'a> = Option<(i64, i64, &'a str)>;
+        let cases: &[(&str, Utc)] = &[
+            ("2024-02-29T21:59:59.123456Z", Some((day, 79_199, "123456"))),
+            ("2024-02-29T23:30:00+02:00", Some((day, 77_400, ""))),
+            ("2024-03-01T01:00:00.5+0200", Some((day, 82_800, "5"))),
+            ("2024-02-29T00:00:00-01", Some((day, 3_600, ""))),
+            ("1969-12-31T23:59:59.999999Z", Some((-1, 86_399, "999999"))),
+            ("2024-02-29T21:59Z", Some((day, 79_140, ""))),
+            ("2024-02-29T21:59:59", None),
+            ("infinity", None),
+            ("2024-13-01T00:00:00Z", None),
+            ("2024-02-29T21:59:59.1234567890Z", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_zoned_timestamp(text), *expected, "{text}");
+        }
+        assert_eq!(parse_zoned_time("12:00:00.25Z"), Some((43_200, "25")));
+        assert_eq!(parse_zoned_time("01:00:00+02:00"), Some((82_800, "")));
+        assert_eq!(parse_zoned_time("12:00:00"), None);
     }
 
     #[test]

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use crate::json::write_json_string;
 use crate::temporal::{
-    civil_from_days, format_date_parts, format_time_of_day, format_timestamp, year_of_days,
-    YearStyle, MICROS_PER_DAY, NANOS_PER_DAY,
+    civil_from_days, format_date_parts, format_time_of_day, format_timestamp, parse_zoned_time,
+    parse_zoned_timestamp, year_of_days, YearStyle, MICROS_PER_DAY, NANOS_PER_DAY,
 };
 
 /// A decoded value. Logical types are already interpreted; the column's
@@ -97,9 +97,12 @@ impl Value {
 
     /// Render as the text a MariaDB/MySQL statement parameter (or a quoted
     /// literal body) takes, `None` for SQL NULL. Dates are `YYYY-MM-DD`,
-    /// timestamps `YYYY-MM-DD HH:MM:SS.ffffff`; years outside 0..=9999 and
-    /// non-finite floats cannot be written and are an error; bytes are
-    /// returned as their raw bytes in [`Value::to_mysql_literal`] only.
+    /// timestamps `YYYY-MM-DD HH:MM:SS.ffffff`; zoned timestamps and times
+    /// are converted to UTC (MariaDB's DATETIME/TIME have no offset and reject
+    /// one); floats use exponent notation when their plain text is long (a
+    /// long plain literal is read as a DECIMAL of limited scale);
+    /// years outside 0..=9999 and non-finite floats cannot be written and are
+    /// an error; bytes have no text form (see [`Value::to_mysql_literal`]).
     pub fn to_mysql_text(&self) -> Result<Option<String>, RenderError> {
         Ok(match self {
             Value::Null => None,
@@ -110,6 +113,31 @@ impl Value {
             }
             Value::Float(f) if !f.is_finite() => {
                 return Err(RenderError(format!("MariaDB cannot store the float value {f}")))
+            }
+            Value::Float(f) => Some(mysql_float_text(*f)),
+            Value::TimestampTz(text) => {
+                let (days, seconds, fraction) = parse_zoned_timestamp(text).ok_or_else(|| {
+                    RenderError(format!(
+                        "'{text}' is not an ISO-8601 timestamp with an offset that MariaDB can store"
+                    ))
+                })?;
+                mysql_year_check(days)?;
+                let date = format_date_parts(civil_from_days(days), YearStyle::Iso).0;
+                Some(format!(
+                    "{date} {}{}",
+                    clock(seconds),
+                    dot_fraction(fraction)
+                ))
+            }
+            Value::TimeTz(text) => {
+                let (seconds, fraction) = parse_zoned_time(text).ok_or_else(|| {
+                    RenderError(format!("'{text}' is not an ISO-8601 time with an offset"))
+                })?;
+                Some(format!(
+                    "{}{}",
+                    clock(seconds),
+                    dot_fraction(fraction)
+                ))
             }
             Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
             Value::Date { days } => {
@@ -253,6 +281,38 @@ fn mysql_year_check(days: i64) -> Result<(), RenderError> {
         Err(RenderError(format!(
             "year {y} is outside the range MariaDB can store (0000-9999)"
         )))
+    }
+}
+
+/// A float for MariaDB: its shortest round-trip text, in exponent notation when the plain
+/// text is long. MariaDB reads `0.000…0001` as a DECIMAL literal of limited scale (1e-93
+/// written that way was stored as 0 in a DOUBLE column on 10.11), while `1e-93` is read as a
+/// DOUBLE, exactly.
+fn mysql_float_text(f: f64) -> String {
+    let plain = float_text(f);
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{f:e}")
+    }
+}
+
+/// `HH:MM:SS` of a second of the day.
+fn clock(seconds: i64) -> String {
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3_600,
+        seconds % 3_600 / 60,
+        seconds % 60
+    )
+}
+
+/// `.fraction`, or nothing for an empty fraction.
+fn dot_fraction(fraction: &str) -> String {
+    if fraction.is_empty() {
+        String::new()
+    } else {
+        format!(".{fraction}")
     }
 }
 
@@ -466,6 +526,37 @@ mod tests {
         assert_eq!(pg(Value::Float(f64::NAN)), "NaN");
         assert_eq!(pg(Value::Float(f64::NEG_INFINITY)), "-Infinity");
         assert!(Value::Float(f64::INFINITY).to_mysql_text().is_err());
+        assert_eq!(my(Value::Float(0.1)), "0.1");
+        assert_eq!(my(Value::Float(-2.5e-7)), "-0.00000025");
+        assert_eq!(my(Value::Float(1e-300)), "1e-300");
+        assert_eq!(
+            my(Value::Float(-1.7976931348623157e308)),
+            "-1.7976931348623157e308"
+        );
+        assert_eq!(Value::Float(1.5e-30).to_mysql_literal().unwrap(), "1.5e-30");
+        assert_eq!(
+            my(Value::TimestampTz(
+                "2024-02-29T23:59:59.123456+02:00".into()
+            )),
+            "2024-02-29 21:59:59.123456"
+        );
+        assert_eq!(
+            my(Value::TimestampTz("1969-12-31T23:59:59Z".into())),
+            "1969-12-31 23:59:59"
+        );
+        assert_eq!(
+            Value::TimestampTz("2024-02-29T21:59:59Z".into())
+                .to_mysql_literal()
+                .unwrap(),
+            "'2024-02-29 21:59:59'"
+        );
+        assert!(Value::TimestampTz("infinity".into())
+            .to_mysql_text()
+            .is_err());
+        assert!(Value::TimestampTz("+10000-01-01T00:00:00Z".into())
+            .to_mysql_text()
+            .is_err());
+        assert_eq!(my(Value::TimeTz("01:30:00.5+02:00".into())), "23:30:00.5");
         assert_eq!(pg(Value::Decimal("-12345.67".into())), "-12345.67");
         assert_eq!(pg(Value::Bytes(vec![0xde, 0xad, 0x01])), "\\xdead01");
         assert_eq!(

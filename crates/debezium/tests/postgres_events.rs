@@ -812,3 +812,50 @@ fn patch_member(obj: &str, col: &str, replacement: &str) -> String {
     out.push('}');
     out
 }
+
+#[test]
+fn the_schema_cache_gives_the_same_records_as_a_fresh_decoder() {
+    // One long-lived decoder (the sink's) against a fresh one per record, over every fixture pair,
+    // twice, so the second pass decodes through the cache; compact and re-spaced JSON too.
+    let cached = JsonConverterDecoder::new();
+    let pairs = [
+        (Some("accounts.key.json"), "accounts_create.value.json"),
+        (Some("accounts.key.json"), "accounts_update.value.json"),
+        (Some("accounts.key.json"), "accounts_delete.value.json"),
+        (Some("accounts.key.json"), "accounts_read.value.json"),
+        (
+            Some("accounts.key.json"),
+            "accounts_create_numeric.value.json",
+        ),
+        (None, "accounts_truncate.value.json"),
+        (None, "misc_create.value.json"),
+        (Some("message.key.json"), "message.value.json"),
+    ];
+    let compact = |bytes: Vec<u8>| -> Vec<u8> {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
+        serde_json::to_vec(&v).expect("compact")
+    };
+    for round in 0..2 {
+        for (key, value) in pairs {
+            let k = key.map(fixture);
+            let v = fixture(value);
+            for (kk, vv) in [
+                (k.clone(), v.clone()),
+                (k.clone().map(compact), compact(v.clone())),
+            ] {
+                let fresh = JsonConverterDecoder::new().decode(kk.as_deref(), Some(&vv));
+                let through_cache = cached.decode(kk.as_deref(), Some(&vv));
+                assert_eq!(
+                    format!("{fresh:?}"),
+                    format!("{through_cache:?}"),
+                    "round {round}, {value}"
+                );
+            }
+        }
+    }
+    // A cached schema with a payload that does not fit it still fails with the full path's error.
+    let broken = String::from_utf8(fixture("accounts_create.value.json"))
+        .expect("utf8")
+        .replacen("\"payload\"", "\"payload\":{\"broken\":", 1);
+    assert!(cached.decode(None, Some(broken.as_bytes())).is_err());
+}

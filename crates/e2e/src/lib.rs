@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Connection settings of the local stack.
@@ -253,6 +252,36 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    fn of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+        use rdkafka::message::{Headers, Message};
+        Record {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
 }
 
 /// Reads every partition of `topic` from the given start offsets (or the beginning) until
@@ -282,12 +311,7 @@ pub fn consume(
     let mut records = Vec::with_capacity(expected);
     while records.len() < expected && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => records.push(Record {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-            }),
+            Some(Ok(m)) => records.push(Record::of(&m)),
             Some(Err(e)) => bail!("consuming {topic}: {e}"),
             None => {}
         }
@@ -296,12 +320,7 @@ pub fn consume(
     let settle = Instant::now() + Duration::from_millis(500);
     while Instant::now() < settle {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            records.push(Record {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-            });
+            records.push(Record::of(&m));
         }
     }
     Ok(records)
@@ -328,5 +347,92 @@ where
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A Debezium PostgreSQL connector made for one test. Debezium's defaults are kept, except what
+/// a DR replica needs: TRUNCATE is not skipped, and each table topic gets one partition (so a
+/// keyless TRUNCATE keeps its place among the table's changes).
+pub struct PgConnector {
+    pub name: String,
+    pub slot: String,
+    pub publication: String,
+    stack: Stack,
+}
+
+impl Stack {
+    /// Creates the connector for `tables` (with `extra` settings on top) and waits for RUNNING.
+    pub async fn start_pg_connector(
+        &self,
+        name: &str,
+        tables: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Result<PgConnector> {
+        let mut config = lockstep_connect::ConnectorConfig::new();
+        for (k, v) in self.debezium_pg_config(name, tables) {
+            config.insert(k, v);
+        }
+        config.insert("skipped.operations", "none");
+        config.insert("topic.creation.default.partitions", "1");
+        config.insert("topic.creation.default.replication.factor", "1");
+        for (k, v) in extra {
+            config.insert(*k, *v);
+        }
+        let connector = PgConnector {
+            name: name.to_string(),
+            slot: config.get("slot.name").unwrap_or_default().to_string(),
+            publication: config
+                .get("publication.name")
+                .unwrap_or_default()
+                .to_string(),
+            stack: self.clone(),
+        };
+        let client = self.connect_client()?;
+        client
+            .create_connector(&lockstep_connect::CreateConnectorRequest {
+                name: name.to_string(),
+                config,
+                initial_state: None,
+            })
+            .await
+            .with_context(|| format!("creating connector {name}"))?;
+        client
+            .wait_for_state(
+                name,
+                &lockstep_connect::ExpectedState::running(),
+                Duration::from_secs(120),
+            )
+            .await
+            .with_context(|| format!("waiting for connector {name} to run"))?;
+        Ok(connector)
+    }
+}
+
+impl PgConnector {
+    /// Deletes the connector, then its slot and publication (a slot left behind retains WAL).
+    pub async fn cleanup(&self) {
+        if let Ok(client) = self.stack.connect_client() {
+            let _ = client.delete_connector(&self.name).await;
+        }
+        if let Err(e) = self.stack.drop_pg_slot(&self.slot, &self.publication).await {
+            eprintln!("cleanup of {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// Runs a test body in its own task so that a failing assertion still reaches `cleanup`, then
+/// re-raises the failure.
+pub async fn with_cleanup<B, C>(body: B, cleanup: C)
+where
+    B: std::future::Future<Output = ()> + Send + 'static,
+    C: std::future::Future<Output = ()>,
+{
+    let result = tokio::spawn(body).await;
+    cleanup.await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("test body was cancelled: {e}");
     }
 }

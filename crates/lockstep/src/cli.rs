@@ -102,8 +102,18 @@ pub enum Command {
     Sink(SinkArgs),
     /// Compare a source and a target table row by row (chunked, primary-key ordered).
     Verify(VerifyArgs),
+    /// Show and verify the hash-chained audit log of every change lockstep made.
+    Audit(crate::audit_cmd::AuditArgs),
+    /// Connectors as code: plan, apply, drift and export against manifests in files.
+    Connectors(crate::connectors_cmd::ConnectorsArgs),
+    /// Lint connector manifests for production readiness (text, JSON or SARIF).
+    Lint(crate::lint_cmd::LintArgs),
+    /// Watch every connector: restart retriable failures with backoff, alert on permanent ones.
+    Watch(crate::watch_cmd::WatchArgs),
     /// Run the lockstep service (REST API with an OpenAPI spec at /openapi.json).
     Serve(ServeArgs),
+    /// Measure lockstep against the target's own ceiling on this machine (needs the local stack).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +127,11 @@ Example pipeline file:
   kafka: {bootstrap_servers: 127.0.0.1:9092, topics: [dbserver1.public.orders]}
   target: {engine: postgres, host: dr-db, port: 5432, user: replicator,
            password: ${env:TARGET_PASSWORD}, database: orders, schema: public}
-  batch: {max_rows: 5000, linger_ms: 200}"
+  batch: {max_rows: 5000, linger_ms: 200, max_bytes: 67108864}
+  schema_drift: block          # block: hold only the drifted table until the target has the
+                               # columns | evolve: add them as nullable | fail: stop the sink
+  errors: {tolerance: all, dead_letter_topic: orders-dr.dlq, max_dead_letters: 1000}
+  assignment: {instance: 0, instances: 1}   # scale-out: this process's share of the partitions"
 )]
 pub struct SinkArgs {
     #[command(subcommand)]
@@ -127,6 +141,12 @@ pub struct SinkArgs {
 #[derive(Debug, Subcommand)]
 pub enum SinkCommand {
     /// Apply the pipeline's change events until interrupted (Ctrl-C / SIGTERM finish the batch).
+    #[command(after_help = "With --listen the sink also serves, on that address:
+  GET  /metrics                                  Prometheus / OpenMetrics
+  GET  /api/v1/sinks/NAME                        status: positions, blocked tables, last error
+  POST /api/v1/sinks/NAME/pause | resume
+  POST /api/v1/sinks/NAME/tables/TABLE/hold | release
+  POST /api/v1/sinks/NAME/drain  {\"positions\": [{\"topic\": T, \"partition\": 0, \"offset\": 42}]}")]
     Run {
         /// Pipeline file (YAML).
         #[arg(short, long, value_name = "FILE")]
@@ -134,6 +154,83 @@ pub enum SinkCommand {
         /// Exit once no record has arrived for this long (for batch jobs and tests).
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         until_idle: Option<Duration>,
+        /// Serve /metrics and the sink's control API on this address (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Show what the target has committed per partition against the topics' end offsets.
+    ///
+    /// Reads the offsets table in the target and the broker, so it works whether or not a sink
+    /// runs, and covers every process of a scaled-out pipeline.
+    Status {
+        /// Pipeline file (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        pipeline: PathBuf,
+    },
+    /// Wait until everything before given offsets (or the topics' current ends) is committed in
+    /// the target. Exit 0 when drained, 1 when the timeout ran out (what is behind is shown).
+    #[command(after_help = "Examples:
+  lockstep sink drain -p orders.yaml --end --timeout 5m
+  lockstep sink drain -p orders.yaml --to dbserver1.public.orders:0:18240")]
+    Drain {
+        /// Pipeline file (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        pipeline: PathBuf,
+        /// TOPIC:PARTITION:OFFSET, an end offset: every record below it must be committed.
+        #[arg(
+            long = "to",
+            value_name = "TOPIC:PARTITION:OFFSET",
+            required_unless_present = "end"
+        )]
+        to: Vec<String>,
+        /// Drain to the current end of every partition of the pipeline's topics.
+        #[arg(long, conflicts_with = "to")]
+        end: bool,
+        /// Longest wait.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchEngine {
+    Postgres,
+    Mariadb,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Sink throughput vs the target's bulk load (PostgreSQL COPY, MariaDB multi-row INSERT).
+    #[command(
+        after_help = "Produces N Debezium change events (70% inserts, 25% updates, 5% deletes
+over 10 columns of mixed types) to a fresh topic, runs the sink into an empty table, loads the
+same final rows with the engine's bulk path into another, checks both tables are equal, and prints
+events/s, rows/s and their ratio. Connection settings come from the LOCKSTEP_* variables of
+`scripts/stack env` (defaults: the local stack's ports).
+
+Example:
+  eval \"$(scripts/stack env)\" && lockstep bench sink --events 1000000 --engine all"
+    )]
+    Sink {
+        /// Change events to produce.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Target engine(s).
+        #[arg(long, value_enum, default_value_t = BenchEngine::All)]
+        engine: BenchEngine,
+        /// The sink's batch.max_rows.
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+        /// Seed of the workload (the same seed gives the same events).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -335,6 +432,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LOCKSTEP_LISTEN", default_value = "127.0.0.1:8480")]
     pub listen: SocketAddr,
+    /// Run the replication sink of this pipeline file inside the service (repeatable); a
+    /// failed sink is restarted with backoff and shows `failed` in /api/v1/sinks meanwhile.
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pub pipelines: Vec<PathBuf>,
+    #[command(flatten)]
+    pub drift: crate::connectors_cmd::DriftServeArgs,
+    #[command(flatten)]
+    pub watch: crate::watch_cmd::ServeWatchArgs,
 }
 
 #[cfg(test)]

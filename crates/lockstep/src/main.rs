@@ -1,13 +1,20 @@
 //! The `lockstep` binary: CLI verbs and the `serve` service. This file is the one reporting layer:
 //! every error from the libraries arrives here and leaves as one message and an exit code.
 
+mod audit_cmd;
+mod bench_cmd;
+mod bench_workload;
 mod cli;
 mod connect_cmd;
+mod connectors_cmd;
+mod lint_cmd;
 mod output;
 mod serve;
 mod sink_cmd;
+mod sink_service;
 mod target;
 mod verify_cmd;
+mod watch_cmd;
 
 use std::process::ExitCode;
 
@@ -79,9 +86,14 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Connect(args) => connect_cmd::run(&cli.global, args).await,
-        Command::Sink(args) => sink_cmd::run(args).await,
+        Command::Sink(args) => sink_cmd::run(&cli.global, args).await,
         Command::Verify(args) => verify_cmd::run(&cli.global, args).await,
+        Command::Connectors(args) => connectors_cmd::run(&cli.global, args).await,
+        Command::Lint(args) => lint_cmd::run(&cli.global, args).await,
+        Command::Audit(args) => audit_cmd::run(&cli.global, args).await,
+        Command::Watch(args) => watch_cmd::run(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Bench(args) => bench_cmd::run(&cli.global, args).await,
     }
 }
 

@@ -125,12 +125,67 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
                 args.listen
             )
         })?;
-    eprintln!("lockstep serving on http://{}", args.listen);
-    axum::serve(listener, router(Arc::new(AppState { connect })))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = lockstep_sink::SinkMetrics::register(&mut registry);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog_metrics = args
+        .watch
+        .watch
+        .then(|| lockstep_watchdog::WatchdogMetrics::register(&mut registry));
+    let mut sinks = std::collections::BTreeMap::new();
+    let mut tasks = Vec::new();
+    for path in &args.pipelines {
+        let pipeline = lockstep_sink::SinkPipeline::load(path)?;
+        if sinks.contains_key(&pipeline.name) {
+            anyhow::bail!(
+                "{}: pipeline name '{}' is used by another --pipeline file; names identify offsets in the target and must be unique",
+                path.display(),
+                pipeline.name
+            );
+        }
+        let handle = lockstep_sink::SinkHandle::new(&pipeline.name, pipeline.target.engine.name());
+        sinks.insert(pipeline.name.clone(), handle.clone());
+        tasks.push(crate::sink_service::supervise(
+            pipeline,
+            metrics.clone(),
+            handle,
+            stop.clone(),
+        ));
+    }
+    let watchdog = match watchdog_metrics {
+        Some(metrics) => Some(crate::watch_cmd::spawn_in_service(
+            global,
+            &args.watch,
+            metrics,
+            stop.clone(),
+        )?),
+        None => None,
+    };
+    let sink_set = crate::sink_service::SinkSet {
+        sinks: Arc::new(sinks),
+        registry: Arc::new(std::sync::Mutex::new(registry)),
+    };
+    eprintln!(
+        "lockstep serving on http://{} ({} sink(s))",
+        args.listen,
+        tasks.len()
+    );
+    let drift = crate::connectors_cmd::serve_drift(&args.drift, connect.as_ref())?;
+    let app = router(Arc::new(AppState { connect })).merge(crate::sink_service::routes(sink_set));
+    let app = app.merge(drift);
+    let shutdown = crate::sink_cmd::shutdown_flag()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
         })
         .await?;
+    // Sinks finish their batch in flight, so rows and offsets leave committed together.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in tasks.into_iter().chain(watchdog) {
+        let _ = task.await;
+    }
     Ok(crate::exit::OK)
 }
 

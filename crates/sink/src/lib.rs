@@ -16,8 +16,33 @@
 //!   partition, offset and reason; `auto.offset.reset` is `error`, so records deleted by retention
 //!   before being applied are reported, never jumped over.
 //! - Per-key order is Kafka's partition order; coalescing keeps only each key's last state.
+//! - **Blocking is per partition and exact:** a table held by the `block` drift policy (or by an
+//!   operator) stops at its first unappliable record; its partitions are unassigned, the offsets
+//!   stop just before that record, and the partitions are re-read from the target's offsets when
+//!   the table is released. Other tables go on.
+//! - **Poison records are never dropped silently:** with `errors.tolerance: all` each is produced
+//!   to the dead-letter topic (acknowledged by the broker) before the offsets that pass it commit;
+//!   otherwise it stops the sink.
 
+impl ApplyError {
+    /// Whether the error is about one record (or row) rather than about the target, the broker
+    /// or the configuration: only such errors may send a record to the dead-letter topic.
+    pub fn is_poison(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Record { .. }
+                | ApplyError::Unwritable { .. }
+                | ApplyError::KeyMismatch { .. }
+                | ApplyError::Rejected(_)
+        )
+    }
+}
+
+pub mod control;
+pub mod dlq;
+pub mod drain;
 pub mod mariadb;
+pub mod metrics;
 pub mod mysql_sql;
 pub mod pg_sql;
 pub mod pipeline;
@@ -26,6 +51,11 @@ pub mod runner;
 pub mod table;
 pub mod target;
 
+pub use control::{
+    BlockedTable, Desired, PartitionPosition, RecordRef, SinkHandle, SinkState, SinkStatus,
+};
+pub use metrics::SinkMetrics;
+pub use pipeline::{DriftPolicy, Tolerance};
 pub use pipeline::{Engine, PipelineError, SinkPipeline};
 pub use runner::{BatchStats, Sink};
 
@@ -40,6 +70,10 @@ pub enum ApplyError {
     Connect { target: String, reason: String },
     #[error("target database error: {0}")]
     Database(String),
+    /// The target refused a row's values (a data exception or a constraint): the record is
+    /// poison for this target, unlike an unreachable or failing database.
+    #[error("the target rejected a row: {0}")]
+    Rejected(String),
     #[error("target table {table} does not exist: create it (with the source's primary key) before the sink applies its changes")]
     MissingTable { table: String },
     #[error("target table {table} lacks column(s) {}: the source schema changed; add them on the target (or let lockstep ddl apply the change), then the sink resumes", columns.join(", "))]

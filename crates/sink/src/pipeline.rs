@@ -16,6 +16,12 @@
 //! tables:                     # optional per-topic overrides
 //!   dbserver1.public.order_lines: { table: lines }
 //! batch: { max_rows: 5000, linger_ms: 200 }
+//! schema_drift: block        # block (default) | evolve | fail
+//! errors:                    # poison records (undecodable, or rows the target rejects)
+//!   tolerance: all           # none (default: stop) | all (dead-letter and go on)
+//!   dead_letter_topic: orders-dr.dlq
+//!   max_dead_letters: 1000   # stop once this many went to the DLQ (default: no cap)
+//! assignment: { instance: 0, instances: 2 }   # scale-out: this process's share of the partitions
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +54,15 @@ pub enum PipelineError {
 pub enum Engine {
     Postgres,
     Mariadb,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mariadb => "mariadb",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +110,13 @@ pub struct BatchSettings {
     /// Longest a record waits for its batch to fill.
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u64,
+    /// Most key + value bytes one batch reads.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_max_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 fn default_max_rows() -> usize {
@@ -109,6 +131,7 @@ impl Default for BatchSettings {
         Self {
             max_rows: default_max_rows(),
             linger_ms: default_linger_ms(),
+            max_bytes: default_max_bytes(),
         }
     }
 }
@@ -116,6 +139,69 @@ impl Default for BatchSettings {
 impl BatchSettings {
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+}
+
+/// What the sink does with a change event carrying columns the target table lacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    /// Hold that table (its partitions) visibly until the target has the columns; other
+    /// tables go on. The hook the DDL orchestrator uses.
+    #[default]
+    Block,
+    /// Add the missing columns to the target as nullable columns, then apply.
+    Evolve,
+    /// Stop the sink with the missing columns named.
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tolerance {
+    /// A poison record stops the sink (nothing after it is applied).
+    #[default]
+    None,
+    /// A poison record goes to the dead-letter topic with its context and the sink goes on.
+    All,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSettings {
+    #[serde(default)]
+    pub tolerance: Tolerance,
+    pub dead_letter_topic: Option<String>,
+    /// Once this many records went to the dead-letter topic, stop instead: a flood of poison
+    /// records is a broken pipeline, not bad luck.
+    pub max_dead_letters: Option<u64>,
+}
+
+/// This process's share of the pipeline's partitions when several processes split them.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// 0-based index of this process.
+    pub instance: u32,
+    /// How many processes split the partitions.
+    pub instances: u32,
+}
+
+impl Default for Assignment {
+    fn default() -> Self {
+        Self {
+            instance: 0,
+            instances: 1,
+        }
+    }
+}
+
+impl Assignment {
+    /// Whether the `index`-th partition of the pipeline (topics in file order, partitions in
+    /// number order) belongs to this process: a deterministic round-robin, so every process
+    /// computes the same split without talking to the others.
+    pub fn owns(&self, index: usize) -> bool {
+        index % self.instances as usize == self.instance as usize
     }
 }
 
@@ -131,6 +217,12 @@ pub struct SinkPipeline {
     pub tables: BTreeMap<String, TableOverride>,
     #[serde(default)]
     pub batch: BatchSettings,
+    #[serde(default)]
+    pub schema_drift: DriftPolicy,
+    #[serde(default)]
+    pub errors: ErrorSettings,
+    #[serde(default)]
+    pub assignment: Assignment,
 }
 
 impl SinkPipeline {
@@ -185,6 +277,38 @@ impl SinkPipeline {
                 ));
             }
         }
+        match (pipeline.errors.tolerance, &pipeline.errors.dead_letter_topic) {
+            (Tolerance::All, None) => {
+                return Err(invalid(
+                    "errors.dead_letter_topic",
+                    "tolerance 'all' needs a dead-letter topic: poison records are never dropped silently".into(),
+                ))
+            }
+            (_, Some(dlq)) if pipeline.kafka.topics.contains(dlq) => {
+                return Err(invalid(
+                    "errors.dead_letter_topic",
+                    format!("'{dlq}' is also a source topic; use a topic of its own"),
+                ))
+            }
+            (_, Some(dlq)) if dlq.trim().is_empty() => {
+                return Err(invalid(
+                    "errors.dead_letter_topic",
+                    "must not be empty".into(),
+                ))
+            }
+            _ => {}
+        }
+        if pipeline.assignment.instances == 0
+            || pipeline.assignment.instance >= pipeline.assignment.instances
+        {
+            return Err(invalid(
+                "assignment",
+                format!(
+                    "instance {} of {} instances: instance must be in 0..instances and instances at least 1",
+                    pipeline.assignment.instance, pipeline.assignment.instances
+                ),
+            ));
+        }
         for topic in pipeline.tables.keys() {
             if !pipeline.kafka.topics.contains(topic) {
                 return Err(invalid(
@@ -226,6 +350,16 @@ mod tests {
         assert_eq!(p.batch.max_rows, 5_000);
         assert_eq!(p.target_table("a.public.lines", "lines"), "order_lines");
         assert_eq!(p.target_table("a.public.orders", "orders"), "orders");
+        assert_eq!(p.schema_drift, DriftPolicy::Block);
+        assert_eq!(p.errors.tolerance, Tolerance::None);
+        let two = Assignment {
+            instance: 1,
+            instances: 2,
+        };
+        assert_eq!(
+            (0..5).filter(|i| two.owns(*i)).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         assert!(!format!("{p:?}").contains("${env:PW}") || format!("{p:?}").contains("SecretRef"));
     }
 
@@ -254,6 +388,19 @@ mod tests {
                 "kafka.consumer.group.id",
             ),
             (format!("{VALID}surprise: 1\n"), "unknown field"),
+            (
+                format!("{VALID}errors: {{tolerance: all}}\n"),
+                "errors.dead_letter_topic",
+            ),
+            (
+                format!("{VALID}errors: {{dead_letter_topic: a.public.orders}}\n"),
+                "also a source topic",
+            ),
+            (
+                format!("{VALID}assignment: {{instance: 2, instances: 2}}\n"),
+                "assignment",
+            ),
+            (format!("{VALID}schema_drift: ignore\n"), "unknown variant"),
         ];
         for (text, expected) in cases {
             let err = SinkPipeline::parse(Path::new("p.yaml"), &text)

@@ -190,17 +190,44 @@ impl PgTarget {
                 .map_err(db_error)?;
         }
         for ((topic, partition), next_offset) in next {
-            // ON CONFLICT makes a concurrent first insert by another process fail the unique
-            // check inside this transaction instead of being overwritten.
-            tx.execute(
-                "INSERT INTO lockstep.sink_offsets (pipeline, topic, kafka_partition, next_offset)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (pipeline, topic, kafka_partition)
-                 DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                &[&pipeline, topic, partition, next_offset],
-            )
-            .await
-            .map_err(db_error)?;
+            let fenced = |found| ApplyError::Fenced {
+                topic: topic.clone(),
+                partition: *partition,
+                expected: expected
+                    .get(&(topic.clone(), *partition))
+                    .copied()
+                    .flatten(),
+                found,
+            };
+            let had_row = expected
+                .get(&(topic.clone(), *partition))
+                .copied()
+                .flatten()
+                .is_some();
+            if had_row {
+                // The row is locked by the SELECT ... FOR UPDATE above.
+                tx.execute(
+                    "UPDATE lockstep.sink_offsets SET next_offset = $4, updated_at = now()
+                      WHERE pipeline = $1 AND topic = $2 AND kafka_partition = $3",
+                    &[&pipeline, topic, partition, next_offset],
+                )
+                .await
+                .map_err(db_error)?;
+            } else {
+                // A plain INSERT (no ON CONFLICT): if another process inserted the partition's
+                // first row meanwhile, the unique violation fences this batch instead of
+                // overwriting that process's position.
+                tx.execute(
+                    "INSERT INTO lockstep.sink_offsets (pipeline, topic, kafka_partition, next_offset)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&pipeline, topic, partition, next_offset],
+                )
+                .await
+                .map_err(|e| match db_error(e) {
+                    ApplyError::Rejected(_) => fenced(None),
+                    other => other,
+                })?;
+            }
         }
         tx.commit().await.map_err(db_error)
     }
@@ -232,5 +259,12 @@ fn db_error(e: tokio_postgres::Error) -> ApplyError {
         ),
         None => e.to_string(),
     };
-    ApplyError::Database(detail)
+    // Class 22 (data exception) and 23 (integrity constraint violation) are about the values
+    // of a row; everything else is about the database or the connection.
+    match e.as_db_error().map(|db| db.code().code()) {
+        Some(code) if code.starts_with("22") || code.starts_with("23") => {
+            ApplyError::Rejected(detail)
+        }
+        _ => ApplyError::Database(detail),
+    }
 }

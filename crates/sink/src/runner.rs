@@ -1,46 +1,80 @@
-//! The sink's loop: read a batch, decode, coalesce per table, apply with the offsets, repeat.
+//! The sink's loop: read a batch, decode, coalesce per table, apply with the offsets, repeat;
+//! between batches, obey commands (pause, hold) and re-check blocked tables.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lockstep_debezium::{coalesce, Decoder, JsonConverterDecoder, Positioned, Record};
+use lockstep_debezium::{coalesce, Column, Decoder, JsonConverterDecoder, Positioned, Record};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::SinkPipeline;
-use crate::target::Target;
-use crate::{ApplyError, PartitionKey};
+use crate::control::{BlockedTable, PartitionPosition, RecordRef, SinkHandle, SinkState};
+use crate::dlq::{DeadLetter, DeadLetterQueue, Stage};
+use crate::metrics::{DeadLetterLabels, PartitionLabels, PipelineLabels, RowLabels, TableLabels};
+use crate::pipeline::{DriftPolicy, SinkPipeline, Tolerance};
+use crate::target::{Statement, Target};
+use crate::{ApplyError, PartitionKey, SinkMetrics};
+
+/// How often a table blocked by drift is re-checked against the target's catalog.
+const RECHECK_BLOCKED: Duration = Duration::from_secs(2);
 
 /// What one applied batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchStats {
-    /// Kafka records read (including heartbeats and tombstones).
+    /// Kafka records handled (applied, skipped as heartbeats or tombstones, dead-lettered).
     pub records: usize,
     /// Row upserts and deletes written after coalescing.
     pub rows_written: usize,
     pub truncates: usize,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: usize,
+    /// Tables that became blocked in this batch.
+    pub newly_blocked: Vec<String>,
     /// Source commit to target commit of the batch's newest change, in milliseconds.
     pub lag_ms: Option<i64>,
 }
 
-/// A running sink for one pipeline.
-pub struct Sink {
-    pipeline: SinkPipeline,
-    target: Target,
-    consumer: StreamConsumer,
-    decoder: JsonConverterDecoder,
-    /// Per assigned partition, the next offset committed in the target (None: nothing yet).
-    committed: BTreeMap<PartitionKey, Option<i64>>,
-}
-
+/// A record as polled, kept whole so it can go to the dead-letter topic unchanged.
+#[derive(Debug, Clone)]
 struct Polled {
     topic: String,
     partition: i32,
     offset: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    bytes: usize,
+}
+
+impl Polled {
+    fn partition_key(&self) -> PartitionKey {
+        (self.topic.clone(), self.partition)
+    }
+
+    fn dead_letter(&self, stage: Stage, table: Option<String>, reason: String) -> DeadLetter {
+        DeadLetter {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: self.headers.clone(),
+            stage,
+            table,
+            reason,
+        }
+    }
+}
+
+/// A decoded record that writes to a target table.
+#[derive(Debug, Clone)]
+struct TableRecord {
+    index: usize,
+    table: String,
+    source_ts_ms: Option<i64>,
+    record: Positioned<Record>,
 }
 
 fn now_ms() -> i64 {
@@ -50,9 +84,45 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The last segment of a Debezium topic name (`prefix.schema.table` → `table`).
+fn topic_table(topic: &str) -> &str {
+    topic.rsplit('.').next().unwrap_or(topic)
+}
+
+/// A running sink for one pipeline.
+pub struct Sink {
+    pipeline: SinkPipeline,
+    target: Target,
+    consumer: StreamConsumer,
+    decoder: JsonConverterDecoder,
+    dlq: Option<DeadLetterQueue>,
+    metrics: SinkMetrics,
+    /// This process's partitions and, per partition, the next offset committed in the target.
+    committed: BTreeMap<PartitionKey, Option<i64>>,
+    /// Tables held, by drift or on request.
+    blocked: BTreeMap<String, BlockedTable>,
+    /// Which tables each partition carried so far (a hold stops all of them).
+    tables_seen: BTreeMap<PartitionKey, BTreeSet<String>>,
+    paused: bool,
+    dead_letters: u64,
+    last_recheck: Instant,
+    handle: SinkHandle,
+}
+
 impl Sink {
     /// Connects to the target, reads the committed offsets and seeks the consumer to them.
     pub async fn start(pipeline: SinkPipeline) -> Result<Self, ApplyError> {
+        let handle = SinkHandle::new(&pipeline.name, pipeline.target.engine.name());
+        Self::start_with(pipeline, SinkMetrics::unregistered(), handle).await
+    }
+
+    /// Starts with shared metrics and a handle that may outlive this sink (a supervisor
+    /// restarting it keeps the holds and the status).
+    pub async fn start_with(
+        pipeline: SinkPipeline,
+        metrics: SinkMetrics,
+        handle: SinkHandle,
+    ) -> Result<Self, ApplyError> {
         let mut target = Target::connect(&pipeline.target).await?;
         let stored = target.load_offsets(&pipeline.name).await?;
 
@@ -72,36 +142,146 @@ impl Sink {
             .create()
             .map_err(|e| ApplyError::Kafka(format!("creating the consumer: {e}")))?;
 
-        let mut assignment = TopicPartitionList::new();
         let mut committed = BTreeMap::new();
+        let mut index = 0usize;
         for topic in &pipeline.kafka.topics {
-            let partitions = partition_count(&consumer, topic)?;
+            let partitions = partition_count(&consumer, topic).await?;
             for partition in 0..partitions {
-                let key = (topic.clone(), partition);
-                let stored_next = stored.get(&key).copied();
-                let offset = stored_next.map_or(Offset::Beginning, Offset::Offset);
-                assignment
-                    .add_partition_offset(topic, partition, offset)
-                    .map_err(|e| ApplyError::Kafka(e.to_string()))?;
-                committed.insert(key, stored_next);
+                if pipeline.assignment.owns(index) {
+                    let key = (topic.clone(), partition);
+                    committed.insert(key.clone(), stored.get(&key).copied());
+                }
+                index += 1;
             }
         }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| ApplyError::Kafka(format!("assigning partitions: {e}")))?;
-        tracing::info!(pipeline = %pipeline.name, partitions = committed.len(), "sink started");
-        Ok(Self {
+        if committed.is_empty() {
+            return Err(ApplyError::Config(format!(
+                "assignment instance {} of {} owns none of the pipeline's {index} partitions; run fewer instances",
+                pipeline.assignment.instance, pipeline.assignment.instances
+            )));
+        }
+        let dlq = match &pipeline.errors.dead_letter_topic {
+            Some(topic) => Some(DeadLetterQueue::new(
+                &pipeline.kafka.bootstrap_servers,
+                &pipeline.kafka.consumer,
+                topic,
+                &pipeline.name,
+            )?),
+            None => None,
+        };
+        let mut sink = Self {
             pipeline,
             target,
             consumer,
             decoder: JsonConverterDecoder::new(),
+            dlq,
+            metrics,
             committed,
-        })
+            blocked: BTreeMap::new(),
+            tables_seen: BTreeMap::new(),
+            paused: false,
+            dead_letters: 0,
+            last_recheck: Instant::now(),
+            handle,
+        };
+        sink.take_commands();
+        sink.reassign()?;
+        sink.publish(SinkState::Running, None);
+        tracing::info!(pipeline = %sink.pipeline.name, partitions = sink.committed.len(), "sink started");
+        Ok(sink)
     }
 
     /// The next offset committed in the target for each assigned partition.
     pub fn committed(&self) -> &BTreeMap<PartitionKey, Option<i64>> {
         &self.committed
+    }
+
+    /// Status and commands, for the API and the CLI.
+    pub fn handle(&self) -> SinkHandle {
+        self.handle.clone()
+    }
+
+    /// The tables currently held (by drift or on request).
+    pub fn blocked(&self) -> Vec<BlockedTable> {
+        self.blocked.values().cloned().collect()
+    }
+
+    fn labels(&self) -> PipelineLabels {
+        PipelineLabels {
+            pipeline: self.pipeline.name.clone(),
+        }
+    }
+
+    /// Partitions that must not be consumed now.
+    fn held_partitions(&self) -> BTreeSet<PartitionKey> {
+        let mut held = BTreeSet::new();
+        for blocked in self.blocked.values() {
+            for p in &blocked.partitions {
+                held.insert((p.topic.clone(), p.partition));
+            }
+        }
+        held
+    }
+
+    /// Points the consumer at the committed offset of every partition it may consume.
+    ///
+    /// Between batches everything polled has been applied, dead-lettered or cut off by a block,
+    /// so the committed offsets are exactly where each partition must resume.
+    fn reassign(&mut self) -> Result<(), ApplyError> {
+        let held = self.held_partitions();
+        let mut assignment = TopicPartitionList::new();
+        if !self.paused {
+            for (key, next) in &self.committed {
+                if held.contains(key) {
+                    continue;
+                }
+                let offset = next.map_or(Offset::Beginning, Offset::Offset);
+                assignment
+                    .add_partition_offset(&key.0, key.1, offset)
+                    .map_err(|e| ApplyError::Kafka(e.to_string()))?;
+            }
+        }
+        self.consumer
+            .assign(&assignment)
+            .map_err(|e| ApplyError::Kafka(format!("assigning partitions: {e}")))
+    }
+
+    fn publish(&self, state: SinkState, error: Option<String>) {
+        let held = self.held_partitions();
+        let mut status = match self.handle.status.write() {
+            Ok(status) => status,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        status.state = if state == SinkState::Running && self.paused {
+            SinkState::Paused
+        } else {
+            state
+        };
+        if error.is_some() {
+            status.last_error = error;
+        }
+        status.partitions = self
+            .committed
+            .iter()
+            .map(|(key, next)| PartitionPosition {
+                topic: key.0.clone(),
+                partition: key.1,
+                next_offset: *next,
+                consuming: !self.paused && !held.contains(key),
+            })
+            .collect();
+        status.blocked = self.blocked.values().cloned().collect();
+        status.dead_letters = self.dead_letters;
+    }
+
+    /// Marks the sink failed in its status (the caller stops it).
+    pub fn fail(&self, error: &ApplyError) {
+        self.publish(SinkState::Failed, Some(error.to_string()));
+    }
+
+    /// Marks the sink stopped in its status.
+    pub fn stop(&self) {
+        self.publish(SinkState::Stopped, None);
     }
 
     async fn poll(&self, wait: Duration) -> Result<Option<Polled>, ApplyError> {
@@ -110,35 +290,219 @@ impl Sink {
             Ok(Err(e)) => Err(ApplyError::Kafka(format!(
                 "{e}; if the offset is out of range, records were deleted by retention before the sink applied them and the table needs a new snapshot"
             ))),
-            Ok(Ok(m)) => Ok(Some(Polled {
-                topic: m.topic().to_string(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-            })),
+            Ok(Ok(m)) => {
+                let key = m.key().map(<[u8]>::to_vec);
+                let value = m.payload().map(<[u8]>::to_vec);
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Some(Polled {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    bytes: key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len),
+                    key,
+                    value,
+                    headers,
+                }))
+            }
         }
     }
 
-    /// Reads one batch (up to `batch.max_rows` records, waiting at most `batch.linger_ms` after
-    /// the first) and applies it. `Ok(None)` when no record arrived within `wait`.
+    /// Reconciles with the desired state (pause, holds); true when the assignment must change.
+    fn take_commands(&mut self) -> bool {
+        let desired = self.handle.desired();
+        let mut changed = desired.paused != self.paused;
+        self.paused = desired.paused;
+        if desired.recheck_now {
+            self.last_recheck = Instant::now() - RECHECK_BLOCKED;
+        }
+        for table in &desired.held {
+            if self.blocked.get(table).is_some_and(|b| b.held_by_request) {
+                continue;
+            }
+            let partitions: Vec<RecordRef> = self
+                .partitions_of_table(table)
+                .iter()
+                .map(|p| self.position_ref(p))
+                .collect();
+            tracing::info!(pipeline = %self.pipeline.name, table = %table, partitions = partitions.len(), "table held on request");
+            let entry = self.blocked.entry(table.clone()).or_insert(BlockedTable {
+                table: table.clone(),
+                reason: "held on request".into(),
+                missing_columns: Vec::new(),
+                record: None,
+                partitions: Vec::new(),
+                since_ms: now_ms(),
+                held_by_request: true,
+            });
+            entry.held_by_request = true;
+            for p in partitions {
+                if !entry
+                    .partitions
+                    .iter()
+                    .any(|r| r.topic == p.topic && r.partition == p.partition)
+                {
+                    entry.partitions.push(p);
+                }
+            }
+            changed = true;
+        }
+        let lifted: Vec<String> = self
+            .blocked
+            .values()
+            .filter(|b| b.held_by_request && !desired.held.contains(&b.table))
+            .map(|b| b.table.clone())
+            .collect();
+        for table in lifted {
+            tracing::info!(pipeline = %self.pipeline.name, table = %table, "hold released");
+            let drift = self.blocked.get(&table).is_some_and(|b| b.record.is_some());
+            if drift {
+                // Still blocked by drift until the re-check finds the target ready.
+                if let Some(b) = self.blocked.get_mut(&table) {
+                    b.held_by_request = false;
+                }
+            } else {
+                self.blocked.remove(&table);
+                self.set_blocked_metric(&table, false);
+                changed = true;
+            }
+        }
+        self.metrics
+            .paused
+            .get_or_create(&self.labels())
+            .set(i64::from(self.paused));
+        for table in self.blocked.keys() {
+            self.set_blocked_metric(table, true);
+        }
+        changed
+    }
+
+    fn set_blocked_metric(&self, table: &str, blocked: bool) {
+        self.metrics
+            .blocked_tables
+            .get_or_create(&TableLabels {
+                pipeline: self.pipeline.name.clone(),
+                table: table.to_string(),
+            })
+            .set(i64::from(blocked));
+    }
+
+    fn position_ref(&self, key: &PartitionKey) -> RecordRef {
+        RecordRef {
+            topic: key.0.clone(),
+            partition: key.1,
+            offset: self.committed.get(key).copied().flatten().unwrap_or(0),
+        }
+    }
+
+    /// This process's partitions that carry `table`: by Debezium's topic naming (or the
+    /// pipeline's override) and by what was seen on them.
+    fn partitions_of_table(&self, table: &str) -> Vec<PartitionKey> {
+        self.committed
+            .keys()
+            .filter(|key| {
+                self.pipeline.target_table(&key.0, topic_table(&key.0)) == table
+                    || self
+                        .tables_seen
+                        .get(*key)
+                        .is_some_and(|tables| tables.contains(table))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Releases drift-blocked tables whose target now has what they wait for.
+    async fn recheck_blocked(&mut self) -> Result<bool, ApplyError> {
+        if self.last_recheck.elapsed() < RECHECK_BLOCKED {
+            return Ok(false);
+        }
+        self.last_recheck = Instant::now();
+        let waiting: Vec<BlockedTable> = self
+            .blocked
+            .values()
+            .filter(|b| !b.held_by_request && b.record.is_some())
+            .cloned()
+            .collect();
+        let mut released = false;
+        for blocked in waiting {
+            self.target.forget(&blocked.table);
+            let ready = match self.target.table(&blocked.table).await {
+                Ok(table) => blocked
+                    .missing_columns
+                    .iter()
+                    .all(|c| table.column_type(c).is_some()),
+                Err(ApplyError::MissingTable { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if ready {
+                tracing::info!(pipeline = %self.pipeline.name, table = %blocked.table, "target schema caught up; table released");
+                self.blocked.remove(&blocked.table);
+                self.set_blocked_metric(&blocked.table, false);
+                released = true;
+            }
+        }
+        Ok(released)
+    }
+
+    /// Reads one batch (up to `batch.max_rows` records or `batch.max_bytes`, waiting at most
+    /// `batch.linger_ms` after the first) and applies it. `Ok(None)` when no record arrived
+    /// within `wait`.
     pub async fn run_batch(&mut self, wait: Duration) -> Result<Option<BatchStats>, ApplyError> {
+        let mut reassign = self.take_commands();
+        reassign |= self.recheck_blocked().await?;
+        if reassign {
+            self.reassign()?;
+            self.publish(SinkState::Running, None);
+        }
+        if self.paused {
+            tokio::time::sleep(wait).await;
+            return Ok(None);
+        }
         let Some(first) = self.poll(wait).await? else {
             return Ok(None);
         };
+        let mut bytes = first.bytes;
         let mut polled = vec![first];
         let deadline = Instant::now() + self.pipeline.batch.linger();
-        while polled.len() < self.pipeline.batch.max_rows {
+        while polled.len() < self.pipeline.batch.max_rows && bytes < self.pipeline.batch.max_bytes {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             match self.poll(left).await? {
-                Some(record) => polled.push(record),
+                Some(record) => {
+                    bytes += record.bytes;
+                    polled.push(record);
+                }
                 None => break,
             }
         }
-        self.apply(polled).await.map(Some)
+        let polled_in = deadline.elapsed() + self.pipeline.batch.linger();
+        let count = polled.len();
+        let applying = Instant::now();
+        let mut result = self.apply(polled).await;
+        tracing::debug!(
+            pipeline = %self.pipeline.name,
+            records = count,
+            bytes,
+            poll_ms = polled_in.as_millis() as u64,
+            apply_ms = applying.elapsed().as_millis() as u64,
+            "batch"
+        );
+        if let (Ok(_), Some(cap)) = (&result, self.dead_letter_cap_reached()) {
+            result = Err(cap);
+        }
+        match &result {
+            Ok(_) => self.publish(SinkState::Running, None),
+            Err(e) => self.fail(e),
+        }
+        result.map(Some)
     }
 
     /// Applies batches until no record arrives for `idle`; returns the totals.
@@ -148,97 +512,633 @@ impl Sink {
             total.records += stats.records;
             total.rows_written += stats.rows_written;
             total.truncates += stats.truncates;
+            total.dead_lettered += stats.dead_lettered;
+            total.newly_blocked.extend(stats.newly_blocked);
             total.lag_ms = stats.lag_ms.or(total.lag_ms);
         }
         Ok(total)
     }
 
+    /// Sends a poison record to the dead-letter list, or stops the sink when the pipeline
+    /// tolerates none.
+    fn poison(
+        &self,
+        letters: &mut Vec<DeadLetter>,
+        polled: &Polled,
+        stage: Stage,
+        table: Option<String>,
+        error: ApplyError,
+    ) -> Result<(), ApplyError> {
+        if self.pipeline.errors.tolerance == Tolerance::None || self.dlq.is_none() {
+            const HINT: &str = "set errors.tolerance: all with a dead_letter_topic to set such records aside and go on";
+            return Err(match error {
+                ApplyError::Record {
+                    topic,
+                    partition,
+                    offset,
+                    reason,
+                } => ApplyError::Record {
+                    topic,
+                    partition,
+                    offset,
+                    reason: format!("{reason} ({HINT})"),
+                },
+                other => ApplyError::Record {
+                    topic: polled.topic.clone(),
+                    partition: polled.partition,
+                    offset: polled.offset,
+                    reason: format!("{other} ({HINT})"),
+                },
+            });
+        }
+        letters.push(polled.dead_letter(stage, table, error.to_string()));
+        Ok(())
+    }
+
     async fn apply(&mut self, polled: Vec<Polled>) -> Result<BatchStats, ApplyError> {
-        let mut stats = BatchStats {
-            records: polled.len(),
-            ..BatchStats::default()
-        };
-        let mut next: BTreeMap<PartitionKey, i64> = BTreeMap::new();
-        // Per target table, its records in Kafka order.
-        let mut per_table: BTreeMap<String, Vec<Positioned<Record>>> = BTreeMap::new();
-        let mut newest_source_ms = None;
-        for p in polled {
-            let entry = next.entry((p.topic.clone(), p.partition)).or_insert(0);
-            *entry = (*entry).max(p.offset + 1);
-            let record = self
-                .decoder
-                .decode(p.key.as_deref(), p.value.as_deref())
-                .map_err(|e| ApplyError::Record {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    offset: p.offset,
-                    reason: e.to_string(),
-                })?;
-            let source_table = match &record {
-                Record::Change(change) => {
-                    newest_source_ms = change.source.ts_ms.max(newest_source_ms);
-                    change.source.table.clone()
+        let started = Instant::now();
+        let mut letters = Vec::new();
+        let mut records = Vec::new();
+        for (index, p) in polled.iter().enumerate() {
+            let record = match self.decoder.decode(p.key.as_deref(), p.value.as_deref()) {
+                Ok(record) => record,
+                Err(e) => {
+                    let error = ApplyError::Record {
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        offset: p.offset,
+                        reason: e.to_string(),
+                    };
+                    self.poison(&mut letters, p, Stage::Decode, None, error)?;
+                    continue;
                 }
-                Record::Truncate(truncate) => truncate.source.table.clone(),
+            };
+            let (source_table, source_ts_ms) = match &record {
+                Record::Change(change) => (change.source.table.clone(), change.source.ts_ms),
+                Record::Truncate(truncate) => {
+                    (truncate.source.table.clone(), truncate.source.ts_ms)
+                }
                 // Tombstones only let Kafka compact a deleted key away: the delete event before
                 // them already removed the row. Heartbeats, transaction markers and logical
                 // messages carry no rows; they only move the offsets.
                 _ => continue,
             };
             let Some(source_table) = source_table else {
-                return Err(ApplyError::Record {
-                    topic: p.topic,
+                let error = ApplyError::Record {
+                    topic: p.topic.clone(),
                     partition: p.partition,
                     offset: p.offset,
                     reason: "the change event's source block names no table".into(),
-                });
+                };
+                self.poison(&mut letters, p, Stage::Decode, None, error)?;
+                continue;
             };
             let table = self.pipeline.target_table(&p.topic, &source_table);
-            per_table.entry(table).or_default().push(Positioned {
-                topic: p.topic,
-                partition: p.partition,
-                offset: p.offset,
-                record,
+            self.tables_seen
+                .entry(p.partition_key())
+                .or_default()
+                .insert(table.clone());
+            records.push(TableRecord {
+                index,
+                table,
+                source_ts_ms,
+                record: Positioned {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    offset: p.offset,
+                    record,
+                },
             });
         }
 
-        let mut statements = Vec::new();
-        for (table_name, mut records) in per_table {
-            order_by_source_position(&mut records);
-            let batch = coalesce(records).map_err(|e| ApplyError::Record {
-                topic: String::new(),
-                partition: -1,
-                offset: -1,
-                reason: format!("table {table_name}: {e}"),
-            })?;
-            let mut table = self.target.table(&table_name).await?;
-            let planned = match self.target.plan(&table, &batch) {
-                Err(ApplyError::SchemaDrift { .. }) => {
-                    // The target may have caught up since the catalog was cached.
-                    self.target.forget(&table_name);
-                    table = self.target.table(&table_name).await?;
-                    self.target.plan(&table, &batch)?
-                }
-                other => other?,
-            };
-            stats.truncates += usize::from(batch.truncate.is_some());
-            stats.rows_written += batch.ops.len();
-            statements.extend(planned);
-        }
+        // Per partition, the first offset not to apply because its table is blocked.
+        let mut cuts: BTreeMap<PartitionKey, i64> = BTreeMap::new();
+        let mut stats = BatchStats {
+            ..BatchStats::default()
+        };
+        let mut attempts = 0usize;
+        let statements = loop {
+            attempts += 1;
+            if attempts > polled.len() + 16 {
+                return Err(ApplyError::Config(
+                    "planning the batch did not settle (a table kept blocking or evolving); please report this with the sink's log".into(),
+                ));
+            }
+            match self
+                .plan_all(&polled, &records, &mut cuts, &mut letters, &mut stats)
+                .await?
+            {
+                Some(statements) => break statements,
+                None => continue,
+            }
+        };
+        let cut = |p: &Polled| {
+            !cuts.is_empty() && cuts.get(&p.partition_key()).is_some_and(|c| p.offset >= *c)
+        };
+        // Dead letters past a cut are re-read (and re-judged) when the table is released.
+        letters.retain(|l| {
+            cuts.get(&(l.topic.clone(), l.partition))
+                .is_none_or(|c| l.offset < *c)
+        });
 
-        let expected: BTreeMap<PartitionKey, Option<i64>> = next
-            .keys()
-            .map(|k| (k.clone(), self.committed.get(k).copied().flatten()))
-            .collect();
-        self.target
-            .apply(&self.pipeline.name, &statements, &expected, &next)
-            .await?;
-        for (key, offset) in next {
-            self.committed.insert(key, Some(offset));
+        // The offsets this batch moves: past every record it handled, up to the cuts.
+        let mut next: BTreeMap<PartitionKey, i64> = BTreeMap::new();
+        for p in polled.iter().filter(|p| !cut(p)) {
+            let entry = next.entry(p.partition_key()).or_insert(0);
+            *entry = (*entry).max(p.offset + 1);
         }
-        stats.lag_ms = newest_source_ms.map(|ts| now_ms() - ts);
+        stats.records = polled.iter().filter(|p| !cut(p)).count();
+
+        if let Some(dlq) = &self.dlq {
+            if !letters.is_empty() {
+                dlq.send_all(&letters).await?;
+            }
+        }
+        let expected = self.expected(&next);
+        let planned_in = started.elapsed();
+        let applying = Instant::now();
+        let applied = self
+            .target
+            .apply(&self.pipeline.name, &statements.0, &expected, &next)
+            .await;
+        tracing::debug!(
+            plan_ms = planned_in.as_millis() as u64,
+            commit_ms = applying.elapsed().as_millis() as u64,
+            statements = statements.0.len(),
+            "apply phases"
+        );
+        match applied {
+            Ok(()) => {}
+            Err(e)
+                if e.is_poison()
+                    && self.pipeline.errors.tolerance == Tolerance::All
+                    && self.dlq.is_some() =>
+            {
+                tracing::warn!(pipeline = %self.pipeline.name, error = %e, "the target rejected a row; applying the batch one record at a time to find it");
+                let included: Vec<&Polled> = polled.iter().filter(|p| !cut(p)).collect();
+                return self
+                    .apply_one_by_one(&included, &records, &letters, started)
+                    .await;
+            }
+            Err(e) => return Err(e),
+        }
+        let applied: Vec<&TableRecord> =
+            records.iter().filter(|r| !cut(&polled[r.index])).collect();
+        self.after_commit(
+            &next,
+            &statements.1,
+            &applied,
+            &letters,
+            stats.records as u64,
+            started,
+        );
+        stats.rows_written = statements.1.values().map(|t| t.upserts + t.deletes).sum();
+        stats.truncates = statements.1.values().map(|t| t.truncates).sum();
+        stats.dead_lettered = letters.len();
+        stats.lag_ms = records
+            .iter()
+            .filter(|r| !cut(&polled[r.index]))
+            .filter_map(|r| r.source_ts_ms)
+            .max()
+            .map(|ts| now_ms() - ts);
         Ok(stats)
     }
+
+    fn expected(&self, next: &BTreeMap<PartitionKey, i64>) -> BTreeMap<PartitionKey, Option<i64>> {
+        next.keys()
+            .map(|k| (k.clone(), self.committed.get(k).copied().flatten()))
+            .collect()
+    }
+
+    /// Plans every table's records. `None` when a table became blocked or a record was set
+    /// aside: the caller plans again without them.
+    async fn plan_all(
+        &mut self,
+        polled: &[Polled],
+        records: &[TableRecord],
+        cuts: &mut BTreeMap<PartitionKey, i64>,
+        letters: &mut Vec<DeadLetter>,
+        stats: &mut BatchStats,
+    ) -> Result<Option<(Vec<Statement>, BTreeMap<String, TableCounts>)>, ApplyError> {
+        let dead: BTreeSet<(String, i32, i64)> = letters
+            .iter()
+            .map(|l| (l.topic.clone(), l.partition, l.offset))
+            .collect();
+        let mut per_table: BTreeMap<&str, Vec<&TableRecord>> = BTreeMap::new();
+        let filtering = !cuts.is_empty() || !dead.is_empty();
+        for r in records {
+            if filtering {
+                let p = &polled[r.index];
+                let is_cut = cuts.get(&p.partition_key()).is_some_and(|c| p.offset >= *c);
+                if is_cut || dead.contains(&(p.topic.clone(), p.partition, p.offset)) {
+                    continue;
+                }
+            }
+            per_table.entry(r.table.as_str()).or_default().push(r);
+        }
+        let mut statements = Vec::new();
+        let mut counts = BTreeMap::new();
+        for (table_name, table_records) in per_table {
+            match self.plan_table(table_name, &table_records).await {
+                Ok((planned, table_counts)) => {
+                    statements.extend(planned);
+                    counts.insert(table_name.to_string(), table_counts);
+                }
+                Err(e @ (ApplyError::SchemaDrift { .. } | ApplyError::MissingTable { .. })) => {
+                    if self.pipeline.schema_drift == DriftPolicy::Fail {
+                        return Err(e);
+                    }
+                    if let (DriftPolicy::Evolve, ApplyError::SchemaDrift { columns, .. }) =
+                        (self.pipeline.schema_drift, &e)
+                    {
+                        self.evolve(table_name, &table_records, columns).await?;
+                        return Ok(None);
+                    }
+                    self.block(table_name, &table_records, &e, cuts);
+                    stats.newly_blocked.push(table_name.to_string());
+                    return Ok(None);
+                }
+                Err(e) if e.is_poison() => {
+                    let before = letters.len();
+                    self.set_aside_poison(polled, &table_records, letters, e)
+                        .await?;
+                    if letters.len() == before {
+                        return Err(ApplyError::Config(format!(
+                            "table {table_name}: the batch cannot be planned but no single record fails on its own; please report this"
+                        )));
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some((statements, counts)))
+    }
+
+    /// Coalesces and plans one table's records, refreshing the cached catalog once on drift.
+    async fn plan_table(
+        &mut self,
+        table_name: &str,
+        table_records: &[&TableRecord],
+    ) -> Result<(Vec<Statement>, TableCounts), ApplyError> {
+        let mut positioned: Vec<Positioned<Record>> =
+            table_records.iter().map(|r| r.record.clone()).collect();
+        order_by_source_position(&mut positioned);
+        let batch = coalesce(positioned).map_err(|e| ApplyError::Record {
+            topic: table_records
+                .first()
+                .map(|r| r.record.topic.clone())
+                .unwrap_or_default(),
+            partition: table_records.first().map_or(-1, |r| r.record.partition),
+            offset: table_records.first().map_or(-1, |r| r.record.offset),
+            reason: format!("table {table_name}: {e}"),
+        })?;
+        let mut table = self.target.table(table_name).await?;
+        let planned = match self.target.plan(&table, &batch) {
+            Err(ApplyError::SchemaDrift { .. }) => {
+                // The target may have caught up since the catalog was cached.
+                self.target.forget(table_name);
+                table = self.target.table(table_name).await?;
+                self.target.plan(&table, &batch)?
+            }
+            other => other?,
+        };
+        let mut counts = TableCounts {
+            truncates: usize::from(batch.truncate.is_some()),
+            ..TableCounts::default()
+        };
+        for op in &batch.ops {
+            match op {
+                lockstep_debezium::TableOp::Upsert { .. } => counts.upserts += 1,
+                lockstep_debezium::TableOp::Delete { .. } => counts.deletes += 1,
+            }
+        }
+        Ok((planned, counts))
+    }
+
+    /// `evolve`: adds the missing columns, typed from the first record that carries each.
+    async fn evolve(
+        &mut self,
+        table_name: &str,
+        table_records: &[&TableRecord],
+        missing: &[String],
+    ) -> Result<(), ApplyError> {
+        let mut columns: Vec<Column> = Vec::new();
+        for name in missing {
+            let found = table_records.iter().find_map(|r| match &r.record.record {
+                Record::Change(change) => {
+                    change.after.as_ref().and_then(|row| row.get(name)).cloned()
+                }
+                _ => None,
+            });
+            if let Some(column) = found {
+                columns.push(column);
+            }
+        }
+        if columns.is_empty() {
+            return Err(ApplyError::SchemaDrift {
+                table: table_name.to_string(),
+                columns: missing.to_vec(),
+            });
+        }
+        let table = self.target.table(table_name).await?;
+        tracing::info!(pipeline = %self.pipeline.name, table = table_name, columns = ?missing, "evolve: adding nullable columns to the target");
+        self.target.add_nullable_columns(&table, &columns).await?;
+        self.target.forget(table_name);
+        Ok(())
+    }
+
+    /// `block`: holds the table at its first record in each partition it appears in.
+    fn block(
+        &mut self,
+        table_name: &str,
+        table_records: &[&TableRecord],
+        error: &ApplyError,
+        cuts: &mut BTreeMap<PartitionKey, i64>,
+    ) {
+        let mut first: BTreeMap<PartitionKey, i64> = BTreeMap::new();
+        for r in table_records {
+            let key = (r.record.topic.clone(), r.record.partition);
+            let entry = first.entry(key).or_insert(r.record.offset);
+            *entry = (*entry).min(r.record.offset);
+        }
+        for (key, offset) in &first {
+            let cut = cuts.entry(key.clone()).or_insert(*offset);
+            *cut = (*cut).min(*offset);
+        }
+        let earliest = first
+            .iter()
+            .min_by_key(|(_, offset)| **offset)
+            .map(|(key, offset)| RecordRef {
+                topic: key.0.clone(),
+                partition: key.1,
+                offset: *offset,
+            });
+        let missing_columns = match error {
+            ApplyError::SchemaDrift { columns, .. } => columns.clone(),
+            _ => Vec::new(),
+        };
+        tracing::warn!(pipeline = %self.pipeline.name, table = table_name, error = %error, "table blocked until the target schema catches up; other tables go on");
+        let mut partitions: Vec<RecordRef> = first
+            .iter()
+            .map(|(key, offset)| RecordRef {
+                topic: key.0.clone(),
+                partition: key.1,
+                offset: *offset,
+            })
+            .collect();
+        let previous = self.blocked.remove(table_name);
+        if let Some(previous) = &previous {
+            for p in &previous.partitions {
+                if !partitions
+                    .iter()
+                    .any(|q| q.topic == p.topic && q.partition == p.partition)
+                {
+                    partitions.push(p.clone());
+                }
+            }
+        }
+        self.blocked.insert(
+            table_name.to_string(),
+            BlockedTable {
+                table: table_name.to_string(),
+                reason: error.to_string(),
+                missing_columns,
+                record: earliest,
+                partitions,
+                since_ms: previous.as_ref().map_or_else(now_ms, |p| p.since_ms),
+                held_by_request: previous.is_some_and(|p| p.held_by_request),
+            },
+        );
+        self.set_blocked_metric(table_name, true);
+    }
+
+    /// Finds the records of a table that fail on their own and sets them aside.
+    async fn set_aside_poison(
+        &mut self,
+        polled: &[Polled],
+        table_records: &[&TableRecord],
+        letters: &mut Vec<DeadLetter>,
+        batch_error: ApplyError,
+    ) -> Result<(), ApplyError> {
+        tracing::warn!(pipeline = %self.pipeline.name, error = %batch_error, "planning failed; checking the table's records one by one");
+        for r in table_records {
+            match self.plan_table(&r.table, std::slice::from_ref(r)).await {
+                Ok(_) => {}
+                Err(e) if e.is_poison() => {
+                    self.poison(
+                        letters,
+                        &polled[r.index],
+                        Stage::Plan,
+                        Some(r.table.clone()),
+                        e,
+                    )?;
+                }
+                // Drift or an outage shows up again when the batch is planned without them.
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The slow path after the target rejected a batch: each record in its own transaction
+    /// (with its offset), so the rejected ones are identified and dead-lettered exactly.
+    async fn apply_one_by_one(
+        &mut self,
+        included: &[&Polled],
+        records: &[TableRecord],
+        earlier_letters: &[DeadLetter],
+        started: Instant,
+    ) -> Result<BatchStats, ApplyError> {
+        let mut stats = BatchStats::default();
+        let by_index: BTreeMap<(String, i32, i64), &TableRecord> = records
+            .iter()
+            .map(|r| {
+                (
+                    (r.record.topic.clone(), r.record.partition, r.record.offset),
+                    r,
+                )
+            })
+            .collect();
+        for p in included {
+            let coordinates = (p.topic.clone(), p.partition, p.offset);
+            let next = BTreeMap::from([(p.partition_key(), p.offset + 1)]);
+            let expected = self.expected(&next);
+            let mut letter = earlier_letters
+                .iter()
+                .find(|l| l.topic == p.topic && l.partition == p.partition && l.offset == p.offset)
+                .cloned();
+            let mut planned = (Vec::new(), BTreeMap::new());
+            if letter.is_none() {
+                if let Some(r) = by_index.get(&coordinates) {
+                    match self.plan_table(&r.table, &[*r]).await {
+                        Ok((statements, counts)) => {
+                            planned = (statements, BTreeMap::from([(r.table.clone(), counts)]))
+                        }
+                        Err(e) if e.is_poison() => {
+                            letter = Some(p.dead_letter(
+                                Stage::Plan,
+                                Some(r.table.clone()),
+                                e.to_string(),
+                            ))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if letter.is_none() {
+                match self
+                    .target
+                    .apply(&self.pipeline.name, &planned.0, &expected, &next)
+                    .await
+                {
+                    Ok(()) => {
+                        let single: Vec<&TableRecord> =
+                            by_index.get(&coordinates).copied().into_iter().collect();
+                        self.after_commit(&next, &planned.1, &single, &[], 1, started);
+                        stats.rows_written += planned
+                            .1
+                            .values()
+                            .map(|t| t.upserts + t.deletes)
+                            .sum::<usize>();
+                        stats.records += 1;
+                        continue;
+                    }
+                    Err(e) if e.is_poison() => {
+                        let table = by_index.get(&coordinates).map(|r| r.table.clone());
+                        letter = Some(p.dead_letter(Stage::Apply, table, e.to_string()));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let (Some(letter), Some(dlq)) = (letter, &self.dlq) {
+                dlq.send_all(std::slice::from_ref(&letter)).await?;
+                self.target
+                    .apply(&self.pipeline.name, &[], &expected, &next)
+                    .await?;
+                self.after_commit(
+                    &next,
+                    &BTreeMap::new(),
+                    &[],
+                    std::slice::from_ref(&letter),
+                    1,
+                    started,
+                );
+                stats.dead_lettered += 1;
+                stats.records += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Records a committed batch: positions, counters, lag.
+    fn after_commit(
+        &mut self,
+        next: &BTreeMap<PartitionKey, i64>,
+        counts: &BTreeMap<String, TableCounts>,
+        records: &[&TableRecord],
+        letters: &[DeadLetter],
+        records_handled: u64,
+        started: Instant,
+    ) {
+        let pipeline = self.pipeline.name.clone();
+        for (key, offset) in next {
+            self.committed.insert(key.clone(), Some(*offset));
+            self.metrics
+                .committed_offset
+                .get_or_create(&PartitionLabels {
+                    pipeline: pipeline.clone(),
+                    topic: key.0.clone(),
+                    partition: key.1.to_string(),
+                })
+                .set(*offset);
+        }
+        for (table, c) in counts {
+            for (op, n) in [
+                ("upsert", c.upserts),
+                ("delete", c.deletes),
+                ("truncate", c.truncates),
+            ] {
+                if n > 0 {
+                    self.metrics
+                        .rows_applied
+                        .get_or_create(&RowLabels {
+                            pipeline: pipeline.clone(),
+                            table: table.clone(),
+                            op: op.to_string(),
+                        })
+                        .inc_by(n as u64);
+                }
+            }
+        }
+        let now = now_ms();
+        let mut lags: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for r in records {
+            if let Some(ts) = r.source_ts_ms {
+                lags.entry(r.table.as_str())
+                    .or_default()
+                    .push((now - ts).max(0) as f64 / 1000.0);
+            }
+        }
+        for (table, values) in lags {
+            let histogram = self.metrics.lag_seconds.get_or_create_owned(&TableLabels {
+                pipeline: pipeline.clone(),
+                table: table.to_string(),
+            });
+            for value in values {
+                histogram.observe(value);
+            }
+        }
+        for letter in letters {
+            self.metrics
+                .dead_letters
+                .get_or_create(&DeadLetterLabels {
+                    pipeline: pipeline.clone(),
+                    topic: letter.topic.clone(),
+                    stage: letter.stage.as_str().to_string(),
+                })
+                .inc();
+        }
+        self.dead_letters += letters.len() as u64;
+        let labels = self.labels();
+        self.metrics
+            .records
+            .get_or_create(&labels)
+            .inc_by(records_handled);
+        self.metrics
+            .batch_rows
+            .get_or_create(&labels)
+            .observe(records_handled as f64);
+        self.metrics
+            .batch_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        let rows: usize = counts.values().map(|c| c.upserts + c.deletes).sum();
+        if let Ok(mut status) = self.handle.status.write() {
+            status.records += records_handled;
+            status.rows_written += rows as u64;
+            status.last_commit_ms = Some(now);
+        }
+    }
+
+    /// Whether the dead-letter cap is exceeded.
+    pub fn dead_letter_cap_reached(&self) -> Option<ApplyError> {
+        let cap = self.pipeline.errors.max_dead_letters?;
+        (self.dead_letters > cap).then(|| {
+            ApplyError::Config(format!(
+                "{} records went to the dead-letter topic, more than errors.max_dead_letters ({cap}): the pipeline is broken rather than unlucky; inspect the dead-letter topic, fix the cause, raise the cap and restart",
+                self.dead_letters
+            ))
+        })
+    }
+}
+
+/// Rows written per op for one table in one batch.
+#[derive(Debug, Clone, Copy, Default)]
+struct TableCounts {
+    upserts: usize,
+    deletes: usize,
+    truncates: usize,
 }
 
 /// Puts a table's records in source commit order when every record carries a PostgreSQL LSN.
@@ -259,7 +1159,7 @@ fn order_by_source_position(records: &mut [Positioned<Record>]) {
     }
 }
 
-fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, ApplyError> {
+async fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, ApplyError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let metadata = consumer
@@ -275,6 +1175,6 @@ fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, ApplyE
                 "topic {topic} does not exist after 60 s: check kafka.topics against the connector's topic.prefix and table.include.list"
             )));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -23,6 +23,8 @@ pub enum Statement {
     MariaDb(MyStatement),
 }
 
+// One per sink, created once: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Target {
     Postgres(PgTarget),
     MariaDb(MariaDbTarget),

@@ -1,0 +1,784 @@
+//! `lockstep watch` and the watchdog task of `lockstep serve --watch`: the thin adapter around
+//! `lockstep-watchdog`. Each cycle reads every connector's status of every configured Connect
+//! cluster (one `GET /connectors?expand=status` per cluster), hands the observation to the pure
+//! [`lockstep_watchdog::decide`], carries out its actions (restart with
+//! `includeTasks=true&onlyFailed=true`, alerts), records each in the audit log of the state
+//! store, and updates the `lockstep_watchdog_*` metrics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::anyhow;
+use clap::Args;
+use lockstep_connect::{ConnectClient, Expand, RestartOptions};
+use lockstep_store::{AuditEntry, Store};
+use lockstep_watchdog::metrics::{AlertLabels, CauseLabels, ClusterLabels, ConnectorLabels};
+use lockstep_watchdog::policy::{Breaker, State};
+use lockstep_watchdog::{
+    decide, Action, AlertKind, Cause, ConnectorKey, ObservedConnector, ObservedState, ObservedTask,
+    PolicyState, RestartPolicy, WatchdogMetrics,
+};
+use serde::Serialize;
+
+use crate::cli::{parse_duration, GlobalArgs};
+use crate::exit;
+use crate::output::{print, TableView};
+
+const ACTOR: &str = "watchdog";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The watchdog polls every connector of every Connect cluster in lockstep.yaml
+(or the one given by --connect-url / --cluster) and:
+  * classifies each FAILED connector or task from its trace: retriable (connection refused,
+    timeout, database restarting, rebalance) or permanent (authentication, bad config, missing
+    table / slot / publication, serialization);
+  * restarts retriable failures with includeTasks=true&onlyFailed=true after an exponential
+    backoff with jitter (0, then --initial-backoff doubling up to --max-backoff);
+  * never restarts permanent failures: it raises one alert with the cause and the fix;
+  * opens a circuit breaker after --max-restarts restarts within --breaker-window: one alert,
+    no restarts until --breaker-cooldown has passed, then one trial restart.
+Every restart, alert and recovery is appended to the audit log (`lockstep audit show`).
+
+Examples:
+  lockstep watch                           watch until Ctrl-C, every 15 s
+  lockstep watch --once -o json            one cycle: states and actions, for a script
+  lockstep watch --recommend-only          print the restarts it would make, make none
+
+Exit codes with --once: 0 all healthy, 1 a connector is FAILED or a cluster did not answer."
+)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub state: crate::audit_cmd::StateDirArgs,
+    /// Time between polls.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+    /// Run one cycle, print the connectors and the actions taken, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Decide but do not restart anything: print (and audit) the restarts it recommends.
+    #[arg(long)]
+    pub recommend_only: bool,
+    /// Also read each RUNNING source connector's offsets every cycle (one more request per
+    /// connector) for lockstep_watchdog_source_freshness_seconds: the age of the newest event or
+    /// heartbeat it committed (Debezium's offset ts_usec / ts_ms / ts_sec).
+    #[arg(long)]
+    pub freshness: bool,
+    /// Watch only these connectors (repeatable; default: every connector of every cluster).
+    #[arg(long = "connector", value_name = "NAME")]
+    pub connectors: Vec<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Restart policy flags, shared by `watch` and `serve --watch`.
+#[derive(Debug, Args, Clone)]
+pub struct PolicyArgs {
+    /// Wait before the second restart of an incident (the first is immediate); doubles after each.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub initial_backoff: Duration,
+    /// Longest wait between restarts (Strimzi caps at 60 minutes).
+    #[arg(long, default_value = "60m", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_backoff: Duration,
+    /// Restarts within --breaker-window that open the circuit breaker.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_restarts: usize,
+    #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
+    pub breaker_window: Duration,
+    /// How long an open circuit suspends restarts before one trial restart.
+    #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
+    pub breaker_cooldown: Duration,
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> RestartPolicy {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        RestartPolicy {
+            initial_delay_ms: ms(self.initial_backoff),
+            max_delay_ms: ms(self.max_backoff),
+            breaker_max_restarts: self.max_restarts,
+            breaker_window_ms: ms(self.breaker_window),
+            breaker_cooldown_ms: ms(self.breaker_cooldown),
+            ..RestartPolicy::default()
+        }
+    }
+}
+
+/// `lockstep serve` flags for the watchdog task.
+#[derive(Debug, Args, Clone)]
+pub struct ServeWatchArgs {
+    /// Run the watchdog inside the service (same behaviour as `lockstep watch`); its metrics
+    /// join /metrics.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between watchdog polls.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub watch_interval: Duration,
+    /// Directory of the state store the watchdog audits its actions into.
+    #[arg(
+        long,
+        env = "LOCKSTEP_STATE_DIR",
+        default_value = ".lockstep",
+        value_name = "DIR"
+    )]
+    pub watch_state_dir: PathBuf,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Jitter in [0, 1) from the clock's sub-second nanoseconds: enough to spread restarts of many
+/// connectors, without a random-number dependency.
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1_000) / 1_000.0
+}
+
+/// Every Connect cluster to watch: all clusters of the configuration file, unless flags name one.
+pub fn clusters(global: &GlobalArgs) -> anyhow::Result<Vec<(String, ConnectClient)>> {
+    let flags = &global.target;
+    if flags.connect_url.is_empty() && flags.cluster.is_none() {
+        let path = match &global.config {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from("lockstep.yaml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = path {
+            let config = lockstep_config::Config::load(&path)?;
+            if config.clusters.len() > 1 {
+                let mut out = Vec::new();
+                for name in config.clusters.keys() {
+                    let mut one = global.clone();
+                    one.target.cluster = Some(name.clone());
+                    out.push((name.clone(), crate::target::connect_client(&one)?));
+                }
+                return Ok(out);
+            }
+        }
+    }
+    let name = flags.cluster.clone().unwrap_or_else(|| "default".into());
+    Ok(vec![(name, crate::target::connect_client(global)?)])
+}
+
+/// One connector's line in a cycle's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorReport {
+    pub cluster: String,
+    pub connector: String,
+    pub state: String,
+    pub tasks: String,
+    pub action: String,
+    pub cause: String,
+    pub detail: String,
+    /// True when an action was taken on this connector in this cycle.
+    pub acted: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct CycleReport {
+    pub connectors: Vec<ConnectorReport>,
+    /// Clusters that did not answer, with the error.
+    pub unreachable: Vec<(String, String)>,
+    /// Every action decided in this cycle.
+    pub actions: Vec<Action>,
+}
+
+impl CycleReport {
+    pub fn healthy(&self) -> bool {
+        self.unreachable.is_empty() && self.connectors.iter().all(|c| c.cause.is_empty())
+    }
+}
+
+impl TableView for CycleReport {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["CLUSTER", "CONNECTOR", "STATE", "TASKS", "ACTION", "CAUSE"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.connectors
+            .iter()
+            .map(|c| {
+                vec![
+                    c.cluster.clone(),
+                    c.connector.clone(),
+                    c.state.clone(),
+                    c.tasks.clone(),
+                    c.action.clone(),
+                    c.cause.clone(),
+                ]
+            })
+            .collect()
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .connectors
+            .iter()
+            .filter(|c| !c.detail.is_empty())
+            .map(|c| format!("{}/{}: {}", c.cluster, c.connector, c.detail))
+            .collect();
+        lines.extend(
+            self.unreachable
+                .iter()
+                .map(|(cluster, err)| format!("cluster {cluster} did not answer: {err}")),
+        );
+        lines
+    }
+}
+
+/// The watchdog: clusters, policy, memory, metrics and the audit log.
+pub struct Watcher {
+    clusters: Vec<(String, ConnectClient)>,
+    policy: RestartPolicy,
+    memory: PolicyState,
+    metrics: WatchdogMetrics,
+    audit: Option<Store>,
+    recommend_only: bool,
+    /// Connector names to watch; empty means all.
+    only: Vec<String>,
+    /// Read source offsets for the freshness gauge.
+    freshness: bool,
+    tasks_seen: BTreeMap<ConnectorKey, Vec<u32>>,
+    permanent_shown: BTreeMap<ConnectorKey, Cause>,
+}
+
+impl Watcher {
+    pub fn new(
+        clusters: Vec<(String, ConnectClient)>,
+        policy: RestartPolicy,
+        metrics: WatchdogMetrics,
+        audit: Option<Store>,
+        recommend_only: bool,
+    ) -> Self {
+        Self {
+            clusters,
+            policy,
+            memory: PolicyState::default(),
+            metrics,
+            audit,
+            recommend_only,
+            only: Vec::new(),
+            freshness: false,
+            tasks_seen: BTreeMap::new(),
+            permanent_shown: BTreeMap::new(),
+        }
+    }
+
+    async fn observe(&self, report: &mut CycleReport) -> ObservedState {
+        let mut observed = ObservedState::default();
+        for (cluster, client) in &self.clusters {
+            let started = Instant::now();
+            let labels = ClusterLabels {
+                cluster: cluster.clone(),
+            };
+            match client.list_connectors_expanded(Expand::STATUS).await {
+                Ok(map) => {
+                    for (name, expanded) in map {
+                        if !self.only.is_empty() && !self.only.contains(&name) {
+                            continue;
+                        }
+                        // A connector deleted between the list and the status has none.
+                        let Some(status) = expanded.status else {
+                            continue;
+                        };
+                        let is_source =
+                            status.connector_type == Some(lockstep_connect::ConnectorType::Source);
+                        if self.freshness
+                            && is_source
+                            && status.connector.state == lockstep_connect::ConnectorState::Running
+                        {
+                            self.observe_freshness(cluster, client, &name).await;
+                        }
+                        observed.connectors.push(ObservedConnector {
+                            key: ConnectorKey {
+                                cluster: cluster.clone(),
+                                connector: name,
+                            },
+                            state: State::parse(status.connector.state.as_str()),
+                            trace: status.connector.trace,
+                            tasks: status
+                                .tasks
+                                .into_iter()
+                                .map(|t| ObservedTask {
+                                    id: t.id,
+                                    state: State::parse(t.state.as_str()),
+                                    trace: t.trace,
+                                })
+                                .collect(),
+                        });
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(cluster = %cluster, error = %err, "watchdog: cannot read connector states");
+                    self.metrics.poll_errors.get_or_create(&labels).inc();
+                    observed.unreachable.push(cluster.clone());
+                    report.unreachable.push((cluster.clone(), err.to_string()));
+                }
+            }
+            self.metrics
+                .poll_seconds
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+        }
+        observed
+    }
+
+    async fn observe_freshness(&self, cluster: &str, client: &ConnectClient, name: &str) {
+        let labels = ConnectorLabels {
+            cluster: cluster.to_string(),
+            connector: name.to_string(),
+        };
+        match client.get_offsets(name).await {
+            Ok(offsets) => {
+                if let Some(committed) = source_commit_time_ms(&offsets) {
+                    let age = now_ms().saturating_sub(committed) as f64 / 1000.0;
+                    self.metrics
+                        .source_freshness_seconds
+                        .get_or_create(&labels)
+                        .set(age);
+                }
+            }
+            Err(err) => {
+                tracing::debug!(connector = %name, error = %err, "watchdog: cannot read offsets")
+            }
+        }
+    }
+
+    /// One poll → decide → act cycle.
+    pub async fn cycle(&mut self) -> CycleReport {
+        let mut report = CycleReport::default();
+        let observed = self.observe(&mut report).await;
+        let (actions, memory) = decide(&observed, &self.memory, now_ms(), &self.policy, jitter());
+        self.memory = memory;
+
+        let mut by_key: BTreeMap<ConnectorKey, (String, String, String)> = BTreeMap::new();
+        for action in &actions {
+            let (key, text, cause, detail) = self.carry_out(action).await;
+            by_key.insert(key, (text, cause, detail));
+        }
+        self.update_gauges(&observed);
+        for c in &observed.connectors {
+            let running = c.tasks.iter().filter(|t| t.state == State::Running).count();
+            let failure = c.has_failure().then(|| c.classify_failure()).flatten();
+            let taken = by_key.remove(&c.key);
+            let acted = taken.is_some();
+            let (action, cause, detail) = taken.unwrap_or_else(|| {
+                let waiting = match self.memory.connectors.get(&c.key).map(|m| &m.breaker) {
+                    _ if failure.is_none() => "-",
+                    Some(Breaker::Open { .. }) => "circuit open",
+                    _ if failure.as_ref().is_some_and(|f| f.fix.is_empty()) => "backing off",
+                    _ => "alerted",
+                };
+                (waiting.to_string(), String::new(), String::new())
+            });
+            report.connectors.push(ConnectorReport {
+                cluster: c.key.cluster.clone(),
+                connector: c.key.connector.clone(),
+                state: c.state.as_str().to_string(),
+                tasks: format!("{running}/{}", c.tasks.len()),
+                action,
+                cause: if cause.is_empty() {
+                    failure
+                        .map(|f| f.cause.as_str().to_string())
+                        .unwrap_or_default()
+                } else {
+                    cause
+                },
+                detail,
+                acted,
+            });
+        }
+        report.actions = actions;
+        report
+    }
+
+    /// Executes one action; returns (connector, what was done, cause, detail).
+    async fn carry_out(&mut self, action: &Action) -> (ConnectorKey, String, String, String) {
+        match action {
+            Action::Restart {
+                key,
+                only_failed,
+                cause,
+                attempt,
+            } => {
+                let (text, outcome) = if self.recommend_only {
+                    ("restart recommended".to_string(), "recommended".to_string())
+                } else {
+                    match self.client(&key.cluster) {
+                        Some(client) => match client
+                            .restart_connector(
+                                &key.connector,
+                                RestartOptions {
+                                    include_tasks: true,
+                                    only_failed: *only_failed,
+                                },
+                            )
+                            .await
+                        {
+                            Ok(_) => ("restarted".to_string(), "accepted".to_string()),
+                            Err(err) => {
+                                tracing::warn!(connector = %key, error = %err, "watchdog: restart failed");
+                                ("restart failed".to_string(), err.to_string())
+                            }
+                        },
+                        None => ("restart failed".into(), "cluster not configured".into()),
+                    }
+                };
+                if !self.recommend_only {
+                    self.metrics
+                        .restarts
+                        .get_or_create(&CauseLabels {
+                            cluster: key.cluster.clone(),
+                            connector: key.connector.clone(),
+                            cause: cause.as_str().into(),
+                        })
+                        .inc();
+                }
+                tracing::info!(connector = %key, cause = cause.as_str(), attempt, outcome = %outcome, "watchdog: {text}");
+                self.audit(
+                    if self.recommend_only {
+                        "connector.restart_recommended"
+                    } else {
+                        "connector.restarted"
+                    },
+                    key,
+                    serde_json::json!({
+                        "cause": cause.as_str(),
+                        "attempt": attempt,
+                        "include_tasks": true,
+                        "only_failed": only_failed,
+                        "outcome": outcome,
+                    }),
+                );
+                let detail = if outcome == "accepted" || outcome == "recommended" {
+                    String::new()
+                } else {
+                    outcome
+                };
+                (
+                    key.clone(),
+                    format!("{text} (#{attempt})"),
+                    cause.as_str().into(),
+                    detail,
+                )
+            }
+            Action::Alert(alert) => {
+                self.metrics
+                    .alerts
+                    .get_or_create(&AlertLabels {
+                        cluster: alert.key.cluster.clone(),
+                        connector: alert.key.connector.clone(),
+                        kind: alert.kind.as_str().into(),
+                        cause: alert.cause.as_str().into(),
+                    })
+                    .inc();
+                tracing::error!(connector = %alert.key, kind = alert.kind.as_str(), cause = alert.cause.as_str(), "ALERT {}; fix: {}", alert.message, alert.fix);
+                self.audit(
+                    "alert.raised",
+                    &alert.key,
+                    serde_json::json!({
+                        "kind": alert.kind.as_str(),
+                        "cause": alert.cause.as_str(),
+                        "message": alert.message,
+                        "fix": alert.fix,
+                    }),
+                );
+                let text = match alert.kind {
+                    AlertKind::PermanentFailure => "alert: not restarted",
+                    AlertKind::CircuitOpen => "alert: circuit open",
+                };
+                (
+                    alert.key.clone(),
+                    text.into(),
+                    alert.cause.as_str().into(),
+                    format!("{} Fix: {}", alert.message, alert.fix),
+                )
+            }
+            Action::Recovered {
+                key,
+                cause,
+                restarts,
+            } => {
+                tracing::info!(connector = %key, cause = cause.as_str(), restarts, "watchdog: connector recovered");
+                self.audit(
+                    "connector.recovered",
+                    key,
+                    serde_json::json!({"cause": cause.as_str(), "restarts": restarts}),
+                );
+                (
+                    key.clone(),
+                    "recovered".into(),
+                    String::new(),
+                    format!(
+                        "running again after {} ({restarts} restart(s))",
+                        cause.as_str()
+                    ),
+                )
+            }
+        }
+    }
+
+    fn client(&self, cluster: &str) -> Option<&ConnectClient> {
+        self.clusters
+            .iter()
+            .find(|(name, _)| name == cluster)
+            .map(|(_, c)| c)
+    }
+
+    fn audit(&self, action: &str, key: &ConnectorKey, details: serde_json::Value) {
+        let Some(store) = &self.audit else {
+            return;
+        };
+        let mut details = details;
+        if let Some(map) = details.as_object_mut() {
+            map.insert("cluster".into(), key.cluster.clone().into());
+        }
+        if let Err(err) = store.append_audit(&AuditEntry::new(
+            ACTOR,
+            action,
+            key.connector.clone(),
+            details,
+        )) {
+            tracing::error!(error = %err, "watchdog: cannot append to the audit log; the action was still taken");
+        }
+    }
+
+    fn update_gauges(&mut self, observed: &ObservedState) {
+        let mut seen = BTreeMap::new();
+        for c in &observed.connectors {
+            self.metrics.observe_connector(c);
+            seen.insert(
+                c.key.clone(),
+                c.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+            );
+            let labels = ConnectorLabels {
+                cluster: c.key.cluster.clone(),
+                connector: c.key.connector.clone(),
+            };
+            let memory = self.memory.connectors.get(&c.key);
+            let open = memory.is_some_and(|m| matches!(m.breaker, Breaker::Open { .. }));
+            self.metrics
+                .circuit_open
+                .get_or_create(&labels)
+                .set(i64::from(open));
+            let permanent = memory
+                .and_then(|m| m.alerted)
+                .filter(|(kind, _)| *kind == AlertKind::PermanentFailure)
+                .map(|(_, cause)| cause)
+                .filter(|_| c.has_failure());
+            let cause_labels = |cause: Cause| CauseLabels {
+                cluster: c.key.cluster.clone(),
+                connector: c.key.connector.clone(),
+                cause: cause.as_str().into(),
+            };
+            if let Some(old) = self.permanent_shown.get(&c.key).copied() {
+                if Some(old) != permanent {
+                    self.metrics.permanent_failure.remove(&cause_labels(old));
+                    self.permanent_shown.remove(&c.key);
+                }
+            }
+            if let Some(cause) = permanent {
+                self.metrics
+                    .permanent_failure
+                    .get_or_create(&cause_labels(cause))
+                    .set(1);
+                self.permanent_shown.insert(c.key.clone(), cause);
+            }
+        }
+        // Connectors that disappeared (deleted) lose their series; unreachable clusters keep them.
+        let gone: Vec<(ConnectorKey, Vec<u32>)> = self
+            .tasks_seen
+            .iter()
+            .filter(|(k, _)| !seen.contains_key(*k) && !observed.unreachable.contains(&k.cluster))
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        for (key, tasks) in gone {
+            self.metrics.forget_connector(&key, &tasks);
+            if let Some(cause) = self.permanent_shown.remove(&key) {
+                self.metrics.permanent_failure.remove(&CauseLabels {
+                    cluster: key.cluster.clone(),
+                    connector: key.connector.clone(),
+                    cause: cause.as_str().into(),
+                });
+            }
+            self.tasks_seen.remove(&key);
+        }
+        for (key, tasks) in seen {
+            self.tasks_seen.insert(key, tasks);
+        }
+    }
+}
+
+/// The newest source commit time in a source connector's offsets, in ms since the epoch:
+/// Debezium writes `ts_usec` (PostgreSQL), `ts_ms` or `ts_sec` (MySQL / MariaDB binlog), and
+/// heartbeats move it while the captured tables are idle.
+pub fn source_commit_time_ms(offsets: &lockstep_connect::ConnectorOffsets) -> Option<u64> {
+    offsets
+        .offsets
+        .iter()
+        .filter_map(|o| o.offset.as_ref())
+        .filter_map(|o| {
+            let field = |key: &str| o.get(key).and_then(serde_json::Value::as_u64);
+            field("ts_usec")
+                .map(|us| us / 1_000)
+                .or_else(|| field("ts_ms"))
+                .or_else(|| field("ts_sec").map(|s| s.saturating_mul(1_000)))
+        })
+        .max()
+}
+
+fn open_store(dir: &Path) -> anyhow::Result<Store> {
+    Store::open_dir(dir).map_err(|e| {
+        anyhow!(
+            "cannot open the state store in {} to audit the watchdog's actions: {e}; pass --state-dir or set LOCKSTEP_STATE_DIR to a writable directory",
+            dir.display()
+        )
+    })
+}
+
+pub async fn run(global: &GlobalArgs, args: WatchArgs) -> anyhow::Result<u8> {
+    let clusters = clusters(global)?;
+    let store = open_store(&args.state.state_dir)?;
+    let mut watcher = Watcher::new(
+        clusters,
+        args.policy.policy(),
+        WatchdogMetrics::unregistered(),
+        Some(store),
+        args.recommend_only,
+    );
+    watcher.only = args.connectors;
+    watcher.freshness = args.freshness;
+    if args.once {
+        let report = watcher.cycle().await;
+        print(global.output, &report)?;
+        return Ok(if report.healthy() {
+            exit::OK
+        } else {
+            exit::FAILED
+        });
+    }
+    let stop = crate::sink_cmd::shutdown_flag()?;
+    eprintln!(
+        "lockstep watch: polling {} cluster(s) every {:?}{}; Ctrl-C stops",
+        watcher.clusters.len(),
+        args.interval,
+        if args.recommend_only {
+            " (recommend-only: no restarts)"
+        } else {
+            ""
+        }
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let report = watcher.cycle().await;
+        for c in report.connectors.iter().filter(|c| c.acted) {
+            eprintln!(
+                "{}/{}: {} {}{}",
+                c.cluster,
+                c.connector,
+                c.action,
+                c.cause,
+                if c.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", c.detail)
+                }
+            );
+        }
+        for (cluster, err) in &report.unreachable {
+            eprintln!("cluster {cluster} did not answer: {err}");
+        }
+        sleep_unless_stopped(args.interval, &stop).await;
+    }
+    Ok(exit::OK)
+}
+
+async fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let deadline = Instant::now() + total;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200).min(total)).await;
+    }
+}
+
+/// Starts the watchdog inside `lockstep serve`; it stops when `stop` is set.
+pub fn spawn_in_service(
+    global: &GlobalArgs,
+    args: &ServeWatchArgs,
+    metrics: WatchdogMetrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let clusters = clusters(global)?;
+    let store = open_store(&args.watch_state_dir)?;
+    let mut watcher = Watcher::new(clusters, args.policy.policy(), metrics, Some(store), false);
+    let interval = args.watch_interval;
+    Ok(tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            watcher.cycle().await;
+            sleep_unless_stopped(interval, &stop).await;
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_commit_time_from_debezium_offsets() {
+        let parse = |json: &str| -> lockstep_connect::ConnectorOffsets {
+            serde_json::from_str(json).expect("offsets JSON")
+        };
+        let cases = [
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":{"lsn":123,"txId":5,"ts_usec":1700000000123456}}]}"#,
+                Some(1_700_000_000_123),
+            ),
+            (
+                r#"{"offsets":[{"partition":{"server":"my"},"offset":{"file":"binlog.000003","pos":4,"ts_sec":1700000000}}]}"#,
+                Some(1_700_000_000_000),
+            ),
+            (
+                r#"{"offsets":[{"partition":{"a":1},"offset":{"ts_ms":5}},{"partition":{"a":2},"offset":{"ts_ms":9}}]}"#,
+                Some(9),
+            ),
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":null}]}"#,
+                None,
+            ),
+            (r#"{"offsets":[]}"#, None),
+        ];
+        for (json, want) in cases {
+            assert_eq!(source_commit_time_ms(&parse(json)), want, "{json}");
+        }
+    }
+
+    #[test]
+    fn policy_flags_map_to_the_policy() {
+        let args = PolicyArgs {
+            initial_backoff: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(600),
+            max_restarts: 7,
+            breaker_window: Duration::from_secs(60),
+            breaker_cooldown: Duration::from_secs(120),
+        };
+        let p = args.policy();
+        assert_eq!(
+            (p.initial_delay_ms, p.max_delay_ms, p.breaker_max_restarts),
+            (3_000, 600_000, 7)
+        );
+        assert_eq!(
+            (p.breaker_window_ms, p.breaker_cooldown_ms),
+            (60_000, 120_000)
+        );
+    }
+}
