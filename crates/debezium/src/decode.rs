@@ -440,12 +440,22 @@ pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Val
             Value::Int(parse_int(schema, j, path)?)
         }
         ConnectType::Float32 | ConnectType::Float64 => match j {
-            Json::Number(t) => Value::Float(t.parse::<f64>().map_err(|_| {
-                DecodeError::value(
-                    path,
-                    format!("{} value {t} is not a number", schema.connect_type),
-                )
-            })?),
+            Json::Number(t) => {
+                let not_a_number = || {
+                    DecodeError::value(
+                        path,
+                        format!("{} value {t} is not a number", schema.connect_type),
+                    )
+                };
+                // A float32 is written as its shortest decimal text ("1.1"); read as f64 that
+                // text would be a different number than the float the source held, so it is read
+                // as f32 and widened exactly.
+                if schema.connect_type == ConnectType::Float32 {
+                    Value::Float(f64::from(t.parse::<f32>().map_err(|_| not_a_number())?))
+                } else {
+                    Value::Float(t.parse::<f64>().map_err(|_| not_a_number())?)
+                }
+            }
             Json::String(s) if s == "NaN" => Value::Float(f64::NAN),
             Json::String(s) if s == "Infinity" => Value::Float(f64::INFINITY),
             Json::String(s) if s == "-Infinity" => Value::Float(f64::NEG_INFINITY),

@@ -859,3 +859,22 @@ fn the_schema_cache_gives_the_same_records_as_a_fresh_decoder() {
         .replacen("\"payload\"", "\"payload\":{\"broken\":", 1);
     assert!(cached.decode(None, Some(broken.as_bytes())).is_err());
 }
+
+#[test]
+fn a_float32_is_the_float_the_source_held_widened_exactly() {
+    // JsonConverter writes a float32 as its shortest text; 1.1 read as f64 would be 1.1, a value
+    // a PostgreSQL `real` never held (the real is 1.10000002384185791015625).
+    let value = String::from_utf8(fixture("misc_create.value.json"))
+        .unwrap()
+        .replace("\"f32\": 1.5", "\"f32\": 1.1");
+    assert!(value.contains("\"f32\": 1.1"), "fixture layout changed");
+    let Record::Change(ev) = JsonConverterDecoder::new()
+        .decode(None, Some(value.as_bytes()))
+        .unwrap()
+    else {
+        panic!("expected a change")
+    };
+    let after = ev.after.unwrap();
+    assert_eq!(v(&after, "f32"), &Value::Float(f64::from(1.1f32)));
+    assert_ne!(v(&after, "f32"), &Value::Float(1.1));
+}

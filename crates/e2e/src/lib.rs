@@ -436,3 +436,18 @@ where
         panic!("test body was cancelled: {e}");
     }
 }
+
+/// A PostgreSQL table's row count and the digest of its rows as text in `id` order: equal pairs
+/// mean equal tables (same columns, types and values).
+pub async fn table_text(client: &tokio_postgres::Client, table: &str) -> (i64, String) {
+    let row = client
+        .query_one(
+            &format!(
+                "select count(*), coalesce(md5(string_agg(t::text, E'\\n' order by id)), '') from {table} t"
+            ),
+            &[],
+        )
+        .await
+        .expect("table digest");
+    (row.get(0), row.get(1))
+}

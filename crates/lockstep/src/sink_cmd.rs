@@ -134,6 +134,22 @@ struct PartitionView {
     behind: i64,
 }
 
+/// Table rows for partitions: topic, partition, committed, end (or wanted), behind.
+fn partition_rows(partitions: &[PartitionView]) -> Vec<Vec<String>> {
+    partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.topic.clone(),
+                p.partition.to_string(),
+                p.committed.map_or("-".into(), |c| c.to_string()),
+                p.end.to_string(),
+                p.behind.to_string(),
+            ]
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct StatusView {
     pipeline: String,
@@ -145,18 +161,7 @@ impl TableView for StatusView {
         vec!["TOPIC", "PARTITION", "COMMITTED", "END", "BEHIND"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
-        self.partitions
-            .iter()
-            .map(|p| {
-                vec![
-                    p.topic.clone(),
-                    p.partition.to_string(),
-                    p.committed.map_or("-".into(), |c| c.to_string()),
-                    p.end.to_string(),
-                    p.behind.to_string(),
-                ]
-            })
-            .collect()
+        partition_rows(&self.partitions)
     }
 }
 
@@ -221,18 +226,7 @@ impl TableView for DrainView {
         vec!["TOPIC", "PARTITION", "COMMITTED", "WANTED", "BEHIND"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
-        self.behind
-            .iter()
-            .map(|p| {
-                vec![
-                    p.topic.clone(),
-                    p.partition.to_string(),
-                    p.committed.map_or("-".into(), |c| c.to_string()),
-                    p.end.to_string(),
-                    p.behind.to_string(),
-                ]
-            })
-            .collect()
+        partition_rows(&self.behind)
     }
     fn footer(&self) -> Vec<String> {
         vec![if self.drained {

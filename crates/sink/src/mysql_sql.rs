@@ -2,7 +2,9 @@
 //!
 //! - Upserts: `INSERT INTO t (..) VALUES (..) ON DUPLICATE KEY UPDATE c = VALUES(c)`, one
 //!   statement per column set (normally one), like [`crate::pg_sql`]. MySQL 8.0.19 and later
-//!   deprecate `VALUES(c)` there and get the row-alias form instead ([`Dialect`]).
+//!   deprecate `VALUES(c)` there and get the row-alias form instead ([`Dialect`]). Unlike
+//!   PostgreSQL's `ON CONFLICT (pk)`, a duplicate on any unique key updates the row holding it:
+//!   a target table should have no unique key the source does not have.
 //! - Deletes by primary key.
 //! - A source TRUNCATE becomes `DELETE FROM t`: `TRUNCATE TABLE` is DDL in MariaDB and MySQL and
 //!   commits the open transaction implicitly, so the rows would be emptied in one transaction and

@@ -613,9 +613,7 @@ impl Sink {
 
         // Per partition, the first offset not to apply because its table is blocked.
         let mut cuts: BTreeMap<PartitionKey, i64> = BTreeMap::new();
-        let mut stats = BatchStats {
-            ..BatchStats::default()
-        };
+        let mut stats = BatchStats::default();
         let mut attempts = 0usize;
         let statements = loop {
             attempts += 1;

@@ -4,26 +4,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lockstep_e2e::{unique_name, with_cleanup, Stack};
+use lockstep_e2e::{table_text, unique_name, with_cleanup, Stack};
 use lockstep_sink::{Sink, SinkHandle, SinkMetrics, SinkPipeline};
 use prometheus_client::registry::Registry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const DDL: &str = "(id bigint primary key, name text not null, amount numeric(12,2))";
-
-/// Rows of a table as text, in key order: equal text means equal tables.
-async fn table_text(client: &tokio_postgres::Client, table: &str) -> (i64, String) {
-    let row = client
-        .query_one(
-            &format!(
-                "select count(*), coalesce(md5(string_agg(t::text, E'\\n' order by id)), '') from {table} t"
-            ),
-            &[],
-        )
-        .await
-        .expect("table digest");
-    (row.get(0), row.get(1))
-}
 
 fn pipeline(
     stack: &Stack,

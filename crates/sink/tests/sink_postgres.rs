@@ -6,26 +6,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lockstep_connect::{ConnectorConfig, CreateConnectorRequest, ExpectedState};
-use lockstep_e2e::{unique_name, Stack};
+use lockstep_e2e::{table_text, unique_name, Stack};
 use lockstep_sink::{Sink, SinkPipeline};
 
 const DDL: &str = "(id bigint primary key, name text not null, amount numeric(12,2), qty integer,
     active boolean, born date, updated timestamptz, payload jsonb, tags text[], raw bytea,
     uid uuid, counter integer not null default 0)";
-
-/// Rows of a table as text, in key order: equal text means equal tables.
-async fn table_text(client: &tokio_postgres::Client, table: &str) -> (i64, String) {
-    let row = client
-        .query_one(
-            &format!(
-                "select count(*), coalesce(md5(string_agg(t::text, E'\\n' order by id)), '') from {table} t"
-            ),
-            &[],
-        )
-        .await
-        .expect("table digest");
-    (row.get(0), row.get(1))
-}
 
 #[tokio::test]
 async fn debezium_to_postgres_target_is_exact_and_resumes_from_target_offsets() {
