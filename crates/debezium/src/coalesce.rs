@@ -128,11 +128,12 @@ pub enum CoalesceError {
 
 /// A canonical identity of a key row: equal keys give equal fingerprints.
 pub fn key_fingerprint(key: &Row) -> String {
+    use std::fmt::Write as _;
     let mut s = String::new();
     for c in &key.columns {
         // Debug output of a Value is unambiguous (strings are quoted and
-        // escaped, variants are named).
-        s.push_str(&format!("{:?}={:?};", c.name, c.value));
+        // escaped, variants are named). Writing to a String cannot fail.
+        let _ = write!(s, "{:?}={:?};", c.name, c.value);
     }
     s
 }
@@ -153,13 +154,23 @@ where
             partition: item.partition,
             offset: item.offset,
         };
-        let slot = (position.topic.clone(), position.partition);
-        if let Some(&previous) = batch.offsets.get(&slot) {
-            if position.offset <= previous {
+        // A table's records come from a handful of partitions: a scan beats allocating a key.
+        let slot = batch.offsets.iter_mut().find(|((topic, partition), _)| {
+            *topic == position.topic && *partition == position.partition
+        });
+        match slot {
+            Some((_, previous)) if position.offset <= *previous => {
+                let previous = *previous;
                 return Err(CoalesceError::OutOfOrder { position, previous });
             }
+            Some((_, previous)) => *previous = position.offset,
+            None => {
+                batch.offsets.insert(
+                    (position.topic.clone(), position.partition),
+                    position.offset,
+                );
+            }
         }
-        batch.offsets.insert(slot, position.offset);
 
         let mut check_table = |id: TableId, position: &Position| -> Result<(), CoalesceError> {
             match &batch.table {

@@ -5,6 +5,8 @@
 //! envelope interpretation ([`crate::envelope`]) and everything downstream is
 //! shared.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 
 use crate::decimal;
@@ -18,7 +20,8 @@ use crate::value::Value;
 /// One decoded record half: its Connect schema and its typed value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaAndValue {
-    pub schema: Schema,
+    /// Shared: a decoder hands out the same schema for every record that carries it.
+    pub schema: Arc<Schema>,
     pub value: Value,
 }
 
@@ -52,8 +55,16 @@ pub trait Decoder {
 /// layout is not the converter's `{"schema":...,"payload":...}` takes the full path.
 #[derive(Debug, Default)]
 pub struct JsonConverterDecoder {
-    schemas: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Schema>>,
+    schemas: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<Schema>>>,
+    /// Per record half (key, value): the bytes in front of the payload of the last record whose
+    /// schema came from the cache, and that schema. A record starting with the same bytes has the
+    /// same schema (they hold the whole schema value and the `"payload":` after it), so it needs
+    /// one comparison instead of a scan and a hash of its schema.
+    last: std::sync::Mutex<[Option<LastPrefix>; 2]>,
 }
+
+/// The bytes before a record's payload, and the schema they hold.
+type LastPrefix = (Vec<u8>, Arc<Schema>);
 
 /// Distinct schemas kept; past this the cache starts again (a topic has a handful of versions).
 const SCHEMA_CACHE_LIMIT: usize = 1024;
@@ -61,6 +72,13 @@ const SCHEMA_CACHE_LIMIT: usize = 1024;
 impl Clone for JsonConverterDecoder {
     fn clone(&self) -> Self {
         JsonConverterDecoder::default()
+    }
+}
+
+fn slot(part: Part) -> usize {
+    match part {
+        Part::Key => 0,
+        Part::Value => 1,
     }
 }
 
@@ -76,43 +94,62 @@ impl JsonConverterDecoder {
         part: Part,
         bytes: &[u8],
     ) -> Option<Result<Option<SchemaAndValue>, DecodeError>> {
-        let (schema_bytes, payload_bytes) = split_envelope(bytes)?;
-        let schema = {
-            let cache = self.schemas.lock().ok()?;
-            cache.get(schema_bytes)?.clone()
+        let same_as_last = {
+            let last = self.last.lock().ok()?;
+            last[slot(part)]
+                .as_ref()
+                .filter(|(prefix, _)| bytes.starts_with(prefix))
+                .map(|(prefix, schema)| (prefix.len(), Arc::clone(schema)))
+        };
+        let (schema, payload_bytes) = match same_as_last {
+            Some((payload_start, schema)) => (schema, payload_at(bytes, payload_start)?),
+            None => {
+                let envelope = split_envelope(bytes)?;
+                let schema = {
+                    let cache = self.schemas.lock().ok()?;
+                    Arc::clone(cache.get(&bytes[envelope.schema.clone()])?)
+                };
+                if let Ok(mut last) = self.last.lock() {
+                    last[slot(part)] = Some((
+                        bytes[..envelope.payload.start].to_vec(),
+                        Arc::clone(&schema),
+                    ));
+                }
+                (schema, &bytes[envelope.payload])
+            }
         };
         let payload = match json::parse(payload_bytes) {
             Ok(payload) => payload,
             // Let the full path report the error with its offset in the whole record.
             Err(_) => return None,
         };
-        Some(finish(part, schema, &payload))
+        Some(finish(part, schema, payload))
     }
 
-    fn remember(&self, bytes: &[u8], schema: &Schema) {
-        let Some((schema_bytes, _)) = split_envelope(bytes) else {
+    fn remember(&self, bytes: &[u8], schema: &Arc<Schema>) {
+        let Some(envelope) = split_envelope(bytes) else {
             return;
         };
         if let Ok(mut cache) = self.schemas.lock() {
             if cache.len() >= SCHEMA_CACHE_LIMIT {
                 cache.clear();
             }
-            cache.insert(schema_bytes.to_vec(), schema.clone());
+            cache.insert(bytes[envelope.schema].to_vec(), Arc::clone(schema));
         }
     }
 }
 
 fn finish(
     part: Part,
-    schema: Schema,
-    payload: &Json,
+    schema: Arc<Schema>,
+    mut payload: Json,
 ) -> Result<Option<SchemaAndValue>, DecodeError> {
     let prefix = match part {
         Part::Key => "key.",
         Part::Value => "",
     };
     let mut path = format!("{prefix}payload");
-    let value = json_to_value(&schema, payload, &mut path)?;
+    let value = json_to_value(&schema, &mut payload, &mut path)?;
     if value.is_null() {
         return Ok(None);
     }
@@ -161,32 +198,43 @@ fn value_end(bytes: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-/// `{"schema":S,"payload":P}` → (S, P) as byte slices, or `None` for any other layout.
-fn split_envelope(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let expect = |i: usize, text: &[u8]| {
-        bytes
-            .get(i..i + text.len())
-            .filter(|b| *b == text)
-            .map(|_| i + text.len())
-    };
-    let i = expect(skip_ws(bytes, 0), b"{")?;
-    let i = expect(skip_ws(bytes, i), b"\"schema\"")?;
-    let i = expect(skip_ws(bytes, i), b":")?;
+/// Where the schema and the payload of `{"schema":S,"payload":P}` are.
+struct Envelope {
+    schema: std::ops::Range<usize>,
+    payload: std::ops::Range<usize>,
+}
+
+/// `{"schema":S,"payload":P}` → where S and P are, or `None` for any other layout.
+fn split_envelope(bytes: &[u8]) -> Option<Envelope> {
+    let i = expect(bytes, skip_ws(bytes, 0), b"{")?;
+    let i = expect(bytes, skip_ws(bytes, i), b"\"schema\"")?;
+    let i = expect(bytes, skip_ws(bytes, i), b":")?;
     let schema_start = skip_ws(bytes, i);
     let schema_end = value_end(bytes, schema_start)?;
-    let i = expect(skip_ws(bytes, schema_end), b",")?;
-    let i = expect(skip_ws(bytes, i), b"\"payload\"")?;
-    let i = expect(skip_ws(bytes, i), b":")?;
+    let i = expect(bytes, skip_ws(bytes, schema_end), b",")?;
+    let i = expect(bytes, skip_ws(bytes, i), b"\"payload\"")?;
+    let i = expect(bytes, skip_ws(bytes, i), b":")?;
     let payload_start = skip_ws(bytes, i);
-    let payload_end = value_end(bytes, payload_start)?;
-    let close = expect(skip_ws(bytes, payload_end), b"}")?;
-    if skip_ws(bytes, close) != bytes.len() {
-        return None;
-    }
-    Some((
-        &bytes[schema_start..schema_end],
-        &bytes[payload_start..payload_end],
-    ))
+    let payload = payload_at(bytes, payload_start)?;
+    Some(Envelope {
+        schema: schema_start..schema_end,
+        payload: payload_start..payload_start + payload.len(),
+    })
+}
+
+/// The position after `text` when `bytes` has it at `i`.
+fn expect(bytes: &[u8], i: usize, text: &[u8]) -> Option<usize> {
+    bytes
+        .get(i..i + text.len())
+        .filter(|b| *b == text)
+        .map(|_| i + text.len())
+}
+
+/// The payload value starting at `start`, when only the envelope's closing brace follows it.
+fn payload_at(bytes: &[u8], start: usize) -> Option<&[u8]> {
+    let end = value_end(bytes, start)?;
+    let close = expect(bytes, skip_ws(bytes, end), b"}")?;
+    (skip_ws(bytes, close) == bytes.len()).then(|| &bytes[start..end])
 }
 
 impl Decoder for JsonConverterDecoder {
@@ -229,9 +277,9 @@ impl Decoder for JsonConverterDecoder {
             },
             _ => return Err(DecodeError::SchemasDisabled { part }),
         };
-        let schema = parse_schema(schema_json, &format!("{prefix}schema"))?;
+        let schema = Arc::new(parse_schema(schema_json, &format!("{prefix}schema"))?);
         self.remember(bytes, &schema);
-        finish(part, schema, payload)
+        finish(part, schema, payload.clone())
     }
 }
 
@@ -327,10 +375,7 @@ pub fn parse_schema(j: &Json, path: &str) -> Result<Schema, DecodeError> {
                         format!("duplicate field name '{name}'"),
                     ));
                 }
-                schema.fields.push(Field {
-                    name,
-                    schema: fschema,
-                });
+                schema.fields.push(Field::new(name, fschema));
             }
         }
         ConnectType::Array => {
@@ -408,23 +453,28 @@ fn parse_int(schema: &Schema, j: &Json, path: &str) -> Result<i64, DecodeError> 
 }
 
 /// Decode a payload JSON value against its Connect schema (JsonConverter
-/// encoding), then apply the schema's logical type.
+/// encoding), then apply the schema's logical type. Strings are moved out of `j`, not copied:
+/// what is left of `j` afterwards is not meaningful.
 ///
 /// A JSON null is SQL NULL for an optional schema. For a required schema it
 /// takes the schema default if there is one (JsonConverter's own rule) and is
 /// an error otherwise. JsonConverter's `replace.null.with.default` acts when
 /// the record is written, so a null that reaches us is a real null.
-pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Value, DecodeError> {
+pub fn json_to_value(
+    schema: &Schema,
+    j: &mut Json,
+    path: &mut String,
+) -> Result<Value, DecodeError> {
     if j.is_null() {
         if schema.optional {
             return Ok(Value::Null);
         }
         if let Some(default) = &schema.default_json {
-            let parsed = json::parse(default.as_bytes()).map_err(|e| {
+            let mut parsed = json::parse(default.as_bytes()).map_err(|e| {
                 DecodeError::schema(path, format!("unparseable default: {}", e.message))
             })?;
             if !parsed.is_null() {
-                return json_to_value(schema, &parsed, path);
+                return json_to_value(schema, &mut parsed, path);
             }
         }
         return Err(DecodeError::value(
@@ -439,7 +489,7 @@ pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Val
         ConnectType::Int8 | ConnectType::Int16 | ConnectType::Int32 | ConnectType::Int64 => {
             Value::Int(parse_int(schema, j, path)?)
         }
-        ConnectType::Float32 | ConnectType::Float64 => match j {
+        ConnectType::Float32 | ConnectType::Float64 => match &*j {
             Json::Number(t) => {
                 let not_a_number = || {
                     DecodeError::value(
@@ -461,18 +511,18 @@ pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Val
             Json::String(s) if s == "-Infinity" => Value::Float(f64::NEG_INFINITY),
             other => return Err(wrong_type(schema, other, path)),
         },
-        ConnectType::Boolean => match j {
+        ConnectType::Boolean => match &*j {
             Json::Bool(b) => Value::Bool(*b),
             other => return Err(wrong_type(schema, other, path)),
         },
         ConnectType::String => match j {
-            Json::String(s) => Value::Text(s.clone()),
+            Json::String(s) => Value::Text(std::mem::take(s)),
             other => return Err(wrong_type(schema, other, path)),
         },
-        ConnectType::Bytes => match (j, schema.logical()) {
+        ConnectType::Bytes => match (&*j, schema.logical_ref()) {
             // decimal.format=NUMERIC: the exact number text.
             (Json::Number(t), Logical::Decimal { scale, .. }) => Value::Decimal(
-                decimal::from_json_number(t, Some(i64::from(scale)))
+                decimal::from_json_number(t, Some(i64::from(*scale)))
                     .map_err(|e| DecodeError::value(path, format!("Decimal value: {}", e.0)))?,
             ),
             (Json::String(s), logical) => match base64_engine().decode(s.as_bytes()) {
@@ -503,7 +553,7 @@ pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Val
                 return Err(DecodeError::schema(path, "array schema without items"));
             };
             let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
                 let v = json_to_value(elem, item, path);
@@ -521,31 +571,29 @@ pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Val
             let mut out = Vec::new();
             match (j, ks.connect_type) {
                 (Json::Object(members), ConnectType::String) => {
-                    for (k, v) in members {
+                    for (k, v) in members.iter_mut() {
                         let len = path.len();
                         path.push('.');
                         path.push_str(k);
-                        let kv = json_to_value(ks, &Json::String(k.clone()), path)
+                        let kv = json_to_value(ks, &mut Json::String(std::mem::take(k)), path)
                             .and_then(|kv| Ok((kv, json_to_value(vs, v, path)?)));
                         path.truncate(len);
                         out.push(kv?);
                     }
                 }
                 (Json::Array(entries), t) if t != ConnectType::String => {
-                    for (i, e) in entries.iter().enumerate() {
+                    for (i, e) in entries.iter_mut().enumerate() {
                         let len = path.len();
                         path.push_str(&format!("[{i}]"));
                         let kv = match e {
-                            Json::Array(pair) if pair.len() == 2 => {
-                                match (pair.first(), pair.get(1)) {
-                                    (Some(k), Some(v)) => json_to_value(ks, k, path)
-                                        .and_then(|kv| Ok((kv, json_to_value(vs, v, path)?))),
-                                    _ => Err(DecodeError::value(
-                                        path,
-                                        "map entry is not a [key, value] pair",
-                                    )),
-                                }
-                            }
+                            Json::Array(pair) if pair.len() == 2 => match pair.as_mut_slice() {
+                                [k, v] => json_to_value(ks, k, path)
+                                    .and_then(|kv| Ok((kv, json_to_value(vs, v, path)?))),
+                                _ => Err(DecodeError::value(
+                                    path,
+                                    "map entry is not a [key, value] pair",
+                                )),
+                            },
                             _ => Err(DecodeError::value(
                                 path,
                                 "map entry is not a [key, value] pair",
@@ -560,17 +608,39 @@ pub fn json_to_value(schema: &Schema, j: &Json, path: &mut String) -> Result<Val
             Value::Map(out)
         }
         ConnectType::Struct => {
-            if !matches!(j, Json::Object(_)) {
+            let Json::Object(members) = j else {
                 return Err(wrong_type(schema, j, path));
-            }
+            };
+            // JsonConverter writes exactly the schema's members in its order; otherwise members
+            // are looked up by name, the last of duplicated members winning (as in Jackson).
+            let aligned = members.len() == schema.fields.len()
+                && members
+                    .iter()
+                    .zip(&schema.fields)
+                    .all(|((name, _), f)| *name == f.name);
             let mut out = Vec::with_capacity(schema.fields.len());
-            for f in &schema.fields {
+            for (index, f) in schema.fields.iter().enumerate() {
                 let len = path.len();
                 path.push('.');
                 path.push_str(&f.name);
-                let v = json_to_value(&f.schema, j.get(&f.name).unwrap_or(&Json::Null), path);
+                let member = if aligned {
+                    Some(index)
+                } else {
+                    members.iter().rposition(|(name, _)| *name == f.name)
+                };
+                // The member's own key string becomes the field name: no copy per field.
+                let (name, v) = match member.and_then(|i| members.get_mut(i)) {
+                    Some((name, value)) => {
+                        let v = json_to_value(&f.schema, value, path);
+                        (std::mem::take(name), v)
+                    }
+                    None => (
+                        f.name.clone(),
+                        json_to_value(&f.schema, &mut Json::Null, path),
+                    ),
+                };
                 path.truncate(len);
-                out.push((f.name.clone(), v?));
+                out.push((name, v?));
             }
             Value::Struct(out)
         }

@@ -2,6 +2,7 @@
 //! Format-neutral: works on [`SchemaAndValue`] whatever decoder produced it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -52,12 +53,23 @@ impl Op {
     }
 }
 
-/// One column of a row: name, type (from the schema) and value.
+/// One column of a row: name, type (from the schema) and value. The name and type are shared by
+/// every row decoded with the same schema.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Column {
-    pub name: String,
-    pub column_type: ColumnType,
+    pub name: Arc<str>,
+    pub column_type: Arc<ColumnType>,
     pub value: Value,
+}
+
+impl Column {
+    pub fn new(name: &str, column_type: ColumnType, value: Value) -> Column {
+        Column {
+            name: Arc::from(name),
+            column_type: Arc::new(column_type),
+            value,
+        }
+    }
 }
 
 /// An ordered list of columns (a `before`/`after` image or a key).
@@ -87,19 +99,24 @@ impl Row {
             ));
         }
         let mut columns = Vec::with_capacity(fields.len());
-        for (name, value) in fields {
-            let column_type = match schema.field(&name) {
-                Some(f) => f.schema.column_type(),
-                None => {
-                    return Err(DecodeError::envelope(
-                        &format!("{path}.{name}"),
-                        "column has a value but no schema field",
-                    ))
-                }
+        for (index, (name, value)) in fields.into_iter().enumerate() {
+            // A decoder gives the fields in schema order; look up by name only if not.
+            let field = match schema.fields.get(index) {
+                Some(f) if f.name == name => f,
+                _ => match schema.field(&name) {
+                    Some(f) => f,
+                    None => {
+                        return Err(DecodeError::envelope(
+                            &format!("{path}.{name}"),
+                            "column has a value but no schema field",
+                        ))
+                    }
+                },
             };
+            let (name, column_type) = field.column();
             columns.push(Column {
-                name,
-                column_type,
+                name: Arc::clone(name),
+                column_type: Arc::clone(column_type),
                 value,
             });
         }
@@ -110,7 +127,7 @@ impl Row {
     }
 
     pub fn get(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
+        self.columns.iter().find(|c| &*c.name == name)
     }
 
     pub fn value(&self, name: &str) -> Option<&Value> {

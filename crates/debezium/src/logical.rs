@@ -18,10 +18,9 @@ pub fn apply(schema: &Schema, base: Value) -> Result<Value, String> {
     if base.is_null() {
         return Ok(base);
     }
-    let logical = schema.logical();
-    Ok(match (logical, base) {
+    Ok(match (schema.logical_ref(), base) {
         (Logical::Decimal { scale, .. }, Value::Bytes(b)) => Value::Decimal(
-            decimal::from_unscaled_bytes(&b, i64::from(scale))
+            decimal::from_unscaled_bytes(&b, i64::from(*scale))
                 .map_err(|e| format!("Decimal value: {}", e.0))?,
         ),
         (Logical::VariableScaleDecimal, Value::Struct(fields)) => variable_scale_decimal(fields)?,

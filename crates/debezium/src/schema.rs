@@ -6,8 +6,40 @@
 //! from the registry's schema (`connect.name`, `connect.parameters`).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
+
+/// Something derived from the rest of a struct, computed on first use and kept: decoding asks a
+/// schema for its logical type and column type once per value, and a cached schema serves every
+/// record of a topic. Not part of the struct's value: it always compares equal and is never
+/// serialised. Derived from fields that are set when a schema is built and not changed after.
+#[derive(Clone)]
+pub struct Memo<T>(OnceLock<T>);
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(OnceLock::new())
+    }
+}
+
+impl<T> Memo<T> {
+    fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(init)
+    }
+}
+
+impl<T> PartialEq for Memo<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Memo<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
 
 /// Kafka Connect's schema types (`org.apache.kafka.connect.data.Schema.Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -91,6 +123,8 @@ pub struct Schema {
     pub value_schema: Option<Box<Schema>>,
     /// Map key schema.
     pub key_schema: Option<Box<Schema>>,
+    #[serde(skip)]
+    logical_memo: Memo<Logical>,
 }
 
 /// A struct field.
@@ -98,6 +132,30 @@ pub struct Schema {
 pub struct Field {
     pub name: String,
     pub schema: Schema,
+    #[serde(skip)]
+    column_memo: Memo<(Arc<str>, Arc<ColumnType>)>,
+}
+
+impl Field {
+    pub fn new(name: impl Into<String>, schema: Schema) -> Field {
+        Field {
+            name: name.into(),
+            schema,
+            column_memo: Memo::default(),
+        }
+    }
+
+    /// The field's name and column type as shared values: every row decoded with this schema
+    /// points at the same two.
+    pub fn column(&self) -> (&Arc<str>, &Arc<ColumnType>) {
+        let (name, column_type) = self.column_memo.get_or_init(|| {
+            (
+                Arc::from(self.name.as_str()),
+                Arc::new(self.schema.column_type()),
+            )
+        });
+        (name, column_type)
+    }
 }
 
 impl Schema {
@@ -114,6 +172,7 @@ impl Schema {
             fields: Vec::new(),
             value_schema: None,
             key_schema: None,
+            logical_memo: Memo::default(),
         }
     }
 
@@ -128,7 +187,12 @@ impl Schema {
 
     /// The recognised logical type of this schema.
     pub fn logical(&self) -> Logical {
-        Logical::of(self)
+        self.logical_ref().clone()
+    }
+
+    /// The same, computed once per schema.
+    pub fn logical_ref(&self) -> &Logical {
+        self.logical_memo.get_or_init(|| Logical::of(self))
     }
 
     /// The column type of a row field with this schema.

@@ -19,8 +19,8 @@ fn row(cols: &[(&str, i64)]) -> Row {
         columns: cols
             .iter()
             .map(|(n, v)| Column {
-                name: n.to_string(),
-                column_type: int_type(),
+                name: (*n).into(),
+                column_type: int_type().into(),
                 value: Value::Int(*v),
             })
             .collect(),

@@ -35,13 +35,13 @@ fn create_event_decodes_every_column_type() {
     assert!(ev.before.is_none());
     let key = ev.key.as_ref().unwrap();
     assert_eq!(key.columns.len(), 1);
-    assert_eq!(key.columns[0].name, "id");
+    assert_eq!(&*key.columns[0].name, "id");
     assert_eq!(key.columns[0].value, Value::Int(1));
     assert_eq!(key.columns[0].column_type.connect_type, ConnectType::Int32);
     assert_eq!(key.schema_name.as_deref(), Some("bank.public.accounts.Key"));
 
     let after = ev.after.as_ref().unwrap();
-    let names: Vec<&str> = after.columns.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = after.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(
         names,
         [
@@ -749,7 +749,7 @@ fn every_column_replaced_by_every_json_kind_is_handled() {
         .unwrap()
         .columns
         .into_iter()
-        .map(|c| c.name)
+        .map(|c| c.name.to_string())
         .collect();
     let marker = "\"op\": \"c\"";
     assert!(text.contains(marker));

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use futures_util::SinkExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use lockstep_sink::{Sink, SinkPipeline};
+use lockstep_sink::{Phases, Sink, SinkPipeline};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -39,6 +39,11 @@ struct EngineResult {
     /// Sink events/s divided by ceiling rows/s.
     ratio: f64,
     tables_equal: bool,
+    /// The sink's time by phase: connecting and seeking, then summed over its batches.
+    sink_start_seconds: f64,
+    sink_poll_seconds: f64,
+    sink_plan_seconds: f64,
+    sink_commit_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -86,10 +91,17 @@ impl TableView for BenchReport {
             .collect()
     }
     fn footer(&self) -> Vec<String> {
-        vec![format!(
+        let mut lines = vec![format!(
             "workload: {} events ({} inserts, {} updates, {} deletes), produced in {:.1} s; ratio = sink events/s / ceiling rows/s",
             self.events, self.inserts, self.updates, self.deletes, self.produce_seconds
-        )]
+        )];
+        for r in &self.results {
+            lines.push(format!(
+                "{} sink time by phase: start {:.1} s, poll {:.1} s, decode + plan {:.1} s, target transaction {:.1} s",
+                r.engine, r.sink_start_seconds, r.sink_poll_seconds, r.sink_plan_seconds, r.sink_commit_seconds
+            ));
+        }
+        lines
     }
 }
 
@@ -218,12 +230,15 @@ async fn produce(bootstrap: &str, topic: &str, workload: &Workload) -> anyhow::R
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Runs the sink until the target has committed every event; returns the seconds it took.
-async fn run_sink(pipeline_yaml: &str, events: usize) -> anyhow::Result<f64> {
+/// Runs the sink until the target has committed every event; returns the seconds it took and
+/// where they went.
+async fn run_sink(pipeline_yaml: &str, events: usize) -> anyhow::Result<(f64, f64, Phases)> {
     let pipeline = SinkPipeline::parse(Path::new("bench pipeline"), pipeline_yaml)?;
-    let mut sink = Sink::start(pipeline).await?;
-    let progress = bar(events as u64, "sink");
     let started = Instant::now();
+    let mut sink = Sink::start(pipeline).await?;
+    let mut phases = Phases::default();
+    let start_seconds = started.elapsed().as_secs_f64();
+    let progress = bar(events as u64, "sink");
     let mut last_commit = started;
     let mut idle = Duration::ZERO;
     loop {
@@ -237,9 +252,10 @@ async fn run_sink(pipeline_yaml: &str, events: usize) -> anyhow::Result<f64> {
             break;
         }
         match sink.run_batch(Duration::from_secs(1)).await? {
-            Some(_) => {
+            Some(stats) => {
                 last_commit = Instant::now();
                 idle = Duration::ZERO;
+                phases += stats.phases;
             }
             None => {
                 idle += Duration::from_secs(1);
@@ -250,7 +266,7 @@ async fn run_sink(pipeline_yaml: &str, events: usize) -> anyhow::Result<f64> {
         }
     }
     progress.finish_and_clear();
-    Ok((last_commit - started).as_secs_f64())
+    Ok(((last_commit - started).as_secs_f64(), start_seconds, phases))
 }
 
 async fn bench_postgres(
@@ -285,7 +301,7 @@ async fn bench_postgres(
     let yaml = format!(
         "name: {table}\nkafka: {{bootstrap_servers: '{bootstrap}', topics: ['{topic}']}}\ntarget: {{engine: postgres, host: '{host}', port: {port}, user: '{user}', database: '{db}'}}\nbatch: {{max_rows: {batch_rows}, linger_ms: 50}}\n"
     );
-    let sink_seconds = run_sink(&yaml, workload.events.len()).await?;
+    let sink = run_sink(&yaml, workload.events.len()).await?;
 
     // The ceiling: COPY of the final rows, in one stream.
     let started = Instant::now();
@@ -316,17 +332,21 @@ async fn bench_postgres(
     let b = client.query_one(&digest(&ceiling_table), &[]).await?;
     let tables_equal =
         a.get::<_, i64>(0) == b.get::<_, i64>(0) && a.get::<_, String>(1) == b.get::<_, String>(1);
-    client
-        .batch_execute(&format!(
-            "drop table {table}; drop table {ceiling_table}; delete from lockstep.sink_offsets where pipeline = '{table}'"
-        ))
-        .await
-        .context("dropping the benchmark tables")?;
+    if tables_equal {
+        client
+            .batch_execute(&format!(
+                "drop table {table}; drop table {ceiling_table}; delete from lockstep.sink_offsets where pipeline = '{table}'"
+            ))
+            .await
+            .context("dropping the benchmark tables")?;
+    } else {
+        eprintln!("PostgreSQL tables {db}.public.{table} (sink) and {ceiling_table} (ceiling) differ; kept for inspection");
+    }
     Ok(result(
         "postgres",
         "COPY",
         workload,
-        sink_seconds,
+        sink,
         ceiling_seconds,
         tables_equal,
     ))
@@ -376,7 +396,7 @@ async fn bench_mariadb(
     let yaml = format!(
         "name: {table}\nkafka: {{bootstrap_servers: '{bootstrap}', topics: ['{topic}']}}\ntarget: {{engine: mariadb, host: '{host}', port: {port}, user: '{user}', password: '{password_ref}', database: '{db}'}}\nbatch: {{max_rows: {batch_rows}, linger_ms: 50}}\n"
     );
-    let sink_seconds = run_sink(&yaml, workload.events.len()).await?;
+    let sink = run_sink(&yaml, workload.events.len()).await?;
 
     // The ceiling: multi-row INSERTs of 2,000 rows in one transaction.
     let started = Instant::now();
@@ -403,16 +423,20 @@ async fn bench_mariadb(
     let a: Option<(i64, String)> = conn.query_first(digest(table)).await?;
     let b: Option<(i64, String)> = conn.query_first(digest(&ceiling_table)).await?;
     let tables_equal = a.is_some() && a == b;
-    conn.query_drop(format!(
-        "drop table {table}; drop table {ceiling_table}; delete from lockstep_sink_offsets where pipeline = '{table}'"
-    ))
-    .await
-    .ok();
+    if tables_equal {
+        conn.query_drop(format!(
+            "drop table {table}; drop table {ceiling_table}; delete from lockstep_sink_offsets where pipeline = '{table}'"
+        ))
+        .await
+        .ok();
+    } else {
+        eprintln!("MariaDB tables {db}.{table} (sink) and {db}.{ceiling_table} (ceiling) differ; kept for inspection");
+    }
     Ok(result(
         "mariadb",
         "multi-row INSERT",
         workload,
-        sink_seconds,
+        sink,
         ceiling_seconds,
         tables_equal,
     ))
@@ -422,10 +446,11 @@ fn result(
     engine: &'static str,
     ceiling_method: &'static str,
     workload: &Workload,
-    sink_seconds: f64,
+    sink: (f64, f64, Phases),
     ceiling_seconds: f64,
     tables_equal: bool,
 ) -> EngineResult {
+    let (sink_seconds, start_seconds, phases) = sink;
     let events = workload.events.len();
     let sink_rate = events as f64 / sink_seconds.max(1e-9);
     let ceiling_rate = workload.final_rows.len() as f64 / ceiling_seconds.max(1e-9);
@@ -440,5 +465,9 @@ fn result(
         ceiling_rows_per_second: ceiling_rate,
         ratio: sink_rate / ceiling_rate,
         tables_equal,
+        sink_start_seconds: start_seconds,
+        sink_poll_seconds: phases.poll.as_secs_f64(),
+        sink_plan_seconds: phases.plan.as_secs_f64(),
+        sink_commit_seconds: phases.commit.as_secs_f64(),
     }
 }

@@ -288,7 +288,8 @@ pub fn copy_line(row: &BenchRow) -> String {
 /// The row as a MariaDB `VALUES` tuple (literals escaped for the default sql_mode and for
 /// NO_BACKSLASH_ESCAPES alike: no backslash escapes are used, quotes are doubled).
 pub fn mariadb_tuple(row: &BenchRow) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    // The ceiling's connection keeps MariaDB's default sql_mode, where a backslash escapes.
+    let quote = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
     let datetime = zoned(row.updated_micros).replace('T', " ").replace('Z', "");
     format!(
         "({},{},{},{},{},{},{},{},{},{:?})",

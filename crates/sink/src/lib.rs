@@ -57,7 +57,7 @@ pub use control::{
 pub use metrics::SinkMetrics;
 pub use pipeline::{DriftPolicy, Tolerance};
 pub use pipeline::{Engine, PipelineError, SinkPipeline};
-pub use runner::{BatchStats, Sink};
+pub use runner::{BatchStats, Phases, Sink};
 
 /// `(topic, partition)`.
 pub type PartitionKey = (String, i32);

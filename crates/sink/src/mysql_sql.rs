@@ -508,7 +508,7 @@ fn key_columns(table: &TargetTable, key: &Row) -> Result<Vec<String>, ApplyError
         });
     }
     let mismatch = || {
-        let mut event: Vec<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut event: Vec<&str> = key.columns.iter().map(|c| &*c.name).collect();
         let mut target: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
         event.sort_unstable();
         target.sort_unstable();
@@ -531,7 +531,7 @@ fn key_columns(table: &TargetTable, key: &Row) -> Result<Vec<String>, ApplyError
             key.columns
                 .iter()
                 .find(|c| same_name(&c.name, k))
-                .map(|c| c.name.clone())
+                .map(|c| c.name.to_string())
                 .ok_or_else(mismatch)
         })
         .collect()
@@ -545,7 +545,7 @@ fn check_key(table: &TargetTable, key: &Row) -> Result<(), ApplyError> {
         && table
             .primary_key
             .iter()
-            .all(|k| key.columns.iter().any(|c| c.name == *k));
+            .all(|k| key.columns.iter().any(|c| *c.name == **k));
     if exact {
         Ok(())
     } else {
@@ -558,7 +558,7 @@ fn missing_columns(table: &TargetTable, row: &Row) -> Vec<String> {
     row.columns
         .iter()
         .filter(|c| target_column(table, &c.name).is_none())
-        .map(|c| c.name.clone())
+        .map(|c| c.name.to_string())
         .collect()
 }
 
@@ -609,14 +609,11 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<MyStateme
             }
             let same_columns = |names: &Vec<&str>| {
                 names.len() == row.columns.len()
-                    && names.iter().zip(&row.columns).all(|(n, c)| *n == c.name)
+                    && names.iter().zip(&row.columns).all(|(n, c)| **n == *c.name)
             };
             match groups.iter_mut().find(|(names, _)| same_columns(names)) {
                 Some((_, rows)) => rows.push(row),
-                None => groups.push((
-                    row.columns.iter().map(|c| c.name.as_str()).collect(),
-                    vec![row],
-                )),
+                None => groups.push((row.columns.iter().map(|c| &*c.name).collect(), vec![row])),
             }
         }
     }
@@ -635,7 +632,7 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<MyStateme
                     .map(|(column, declared)| {
                         param(&column.value, declared).map_err(|e| ApplyError::Unwritable {
                             table: table.display_name(),
-                            column: column.name.clone(),
+                            column: column.name.to_string(),
                             reason: e.to_string(),
                         })
                     })
@@ -767,7 +764,7 @@ mod tests {
     fn col(name: &str, value: Value) -> Column {
         Column {
             name: name.into(),
-            column_type: ColumnType::from_schema(&Schema::new(ConnectType::String)),
+            column_type: ColumnType::from_schema(&Schema::new(ConnectType::String)).into(),
             value,
         }
     }
@@ -1315,7 +1312,7 @@ mod tests {
         }
         let column = Column {
             name: "dis`count".into(),
-            column_type: named(ConnectType::Int32, "", &[]),
+            column_type: named(ConnectType::Int32, "", &[]).into(),
             value: Value::Null,
         };
         assert_eq!(

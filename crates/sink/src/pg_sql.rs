@@ -7,8 +7,6 @@
 //! text (numeric, timestamptz, json, bytea, arrays, enums...) is written exactly, and a batch
 //! of N rows is one round trip whatever N.
 
-use std::collections::BTreeMap;
-
 use lockstep_debezium::{CoalescedBatch, Column, ColumnType, ConnectType, Logical, Row, TableOp};
 
 use crate::table::{missing_columns, TargetTable};
@@ -47,8 +45,16 @@ fn render(row: &Row, column: &str, table: &TargetTable) -> Result<Option<String>
     })
 }
 
+/// Whether two rows have the same column names in the same order.
+fn same_columns(a: &[Column], b: &[Column]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| std::sync::Arc::ptr_eq(&x.name, &y.name) || x.name == y.name)
+}
+
 fn check_key(table: &TargetTable, key: &Row) -> Result<(), ApplyError> {
-    let mut event_key: Vec<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut event_key: Vec<&str> = key.columns.iter().map(|c| &*c.name).collect();
     let mut target_key: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
     event_key.sort_unstable();
     target_key.sort_unstable();
@@ -131,28 +137,49 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
         });
     }
 
-    // Upserts grouped by their column list: normally one group, several while a column is
-    // being added on the source and old and new events share a batch.
-    let mut groups: BTreeMap<Vec<String>, Vec<&Row>> = BTreeMap::new();
+    // Upserts grouped by their column list, in order of first appearance: normally one group,
+    // several while a column is being added on the source and old and new events share a batch.
+    // Rows of one schema share their column names, so most comparisons are pointer checks.
+    let mut groups: Vec<(&[Column], Vec<&Row>)> = Vec::new();
+    let mut checked: Option<&[Column]> = None;
     for op in &batch.ops {
         if let TableOp::Upsert { key, row, .. } = op {
             check_key(table, key)?;
-            let missing = missing_columns(table, row);
-            if !missing.is_empty() {
-                return Err(ApplyError::SchemaDrift {
-                    table: table.display_name(),
-                    columns: missing,
-                });
+            if !checked.is_some_and(|c| same_columns(c, &row.columns)) {
+                let missing = missing_columns(table, row);
+                if !missing.is_empty() {
+                    return Err(ApplyError::SchemaDrift {
+                        table: table.display_name(),
+                        columns: missing,
+                    });
+                }
+                checked = Some(&row.columns);
             }
-            let columns = row.columns.iter().map(|c| c.name.clone()).collect();
-            groups.entry(columns).or_default().push(row);
+            match groups
+                .iter_mut()
+                .find(|(columns, _)| same_columns(columns, &row.columns))
+            {
+                Some((_, rows)) => rows.push(row),
+                None => groups.push((&row.columns, vec![row])),
+            }
         }
     }
-    for (columns, rows) in groups {
+    for (group, rows) in groups {
+        let columns: Vec<&str> = group.iter().map(|c| &*c.name).collect();
         let mut params = vec![Vec::with_capacity(rows.len()); columns.len()];
         for row in &rows {
-            for (i, column) in columns.iter().enumerate() {
-                params[i].push(render(row, column, table)?);
+            // Every row of the group has exactly these columns in this order.
+            for (i, column) in row.columns.iter().enumerate() {
+                params[i].push(
+                    column
+                        .value
+                        .to_pg_text()
+                        .map_err(|e| ApplyError::Unwritable {
+                            table: table.display_name(),
+                            column: column.name.to_string(),
+                            reason: e.to_string(),
+                        })?,
+                );
             }
         }
         let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
@@ -178,7 +205,7 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
             .join(", ");
         let updates: Vec<String> = columns
             .iter()
-            .filter(|c| !table.primary_key.contains(c))
+            .filter(|c| !table.primary_key.iter().any(|k| k == **c))
             .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
             .collect();
         let action = if updates.is_empty() {
@@ -272,7 +299,8 @@ mod tests {
             name: name.into(),
             column_type: ColumnType::from_schema(&lockstep_debezium::Schema::new(
                 ConnectType::String,
-            )),
+            ))
+            .into(),
             value,
         }
     }

@@ -34,6 +34,27 @@ pub struct BatchStats {
     pub newly_blocked: Vec<String>,
     /// Source commit to target commit of the batch's newest change, in milliseconds.
     pub lag_ms: Option<i64>,
+    /// Where the batch's time went.
+    pub phases: Phases,
+}
+
+/// Time spent per phase of a batch: what a benchmark or an operator tuning `batch` looks at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Waiting for records and reading them from the consumer (bounded by `linger_ms`).
+    pub poll: Duration,
+    /// Decoding, coalescing and planning, dead letters included.
+    pub plan: Duration,
+    /// The target transaction: statements, offsets, commit.
+    pub commit: Duration,
+}
+
+impl std::ops::AddAssign for Phases {
+    fn add_assign(&mut self, other: Phases) {
+        self.poll += other.poll;
+        self.plan += other.plan;
+        self.commit += other.commit;
+    }
 }
 
 /// A record as polled, kept whole so it can go to the dead-letter topic unchanged.
@@ -464,6 +485,7 @@ impl Sink {
             tokio::time::sleep(wait).await;
             return Ok(None);
         }
+        let polling = Instant::now();
         let Some(first) = self.poll(wait).await? else {
             return Ok(None);
         };
@@ -483,10 +505,13 @@ impl Sink {
                 None => break,
             }
         }
-        let polled_in = deadline.elapsed() + self.pipeline.batch.linger();
+        let polled_in = polling.elapsed();
         let count = polled.len();
         let applying = Instant::now();
         let mut result = self.apply(polled).await;
+        if let Ok(stats) = &mut result {
+            stats.phases.poll = polled_in;
+        }
         tracing::debug!(
             pipeline = %self.pipeline.name,
             records = count,
@@ -515,6 +540,7 @@ impl Sink {
             total.dead_lettered += stats.dead_lettered;
             total.newly_blocked.extend(stats.newly_blocked);
             total.lag_ms = stats.lag_ms.or(total.lag_ms);
+            total.phases += stats.phases;
         }
         Ok(total)
     }
@@ -659,12 +685,15 @@ impl Sink {
             .target
             .apply(&self.pipeline.name, &statements.0, &expected, &next)
             .await;
+        let committed_in = applying.elapsed();
         tracing::debug!(
             plan_ms = planned_in.as_millis() as u64,
-            commit_ms = applying.elapsed().as_millis() as u64,
+            commit_ms = committed_in.as_millis() as u64,
             statements = statements.0.len(),
             "apply phases"
         );
+        stats.phases.plan = planned_in;
+        stats.phases.commit = committed_in;
         match applied {
             Ok(()) => {}
             Err(e)

@@ -32,6 +32,6 @@ pub fn missing_columns(table: &TargetTable, row: &Row) -> Vec<String> {
     row.columns
         .iter()
         .filter(|c| table.column_type(&c.name).is_none())
-        .map(|c| c.name.clone())
+        .map(|c| c.name.to_string())
         .collect()
 }

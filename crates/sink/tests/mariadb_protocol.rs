@@ -173,8 +173,8 @@ async fn adapter(
     (offset, committed): &mut (i64, Option<i64>),
 ) -> f64 {
     let column = |name: &str, value: Value| Column {
-        name: name.to_string(),
-        column_type: ColumnType::from_schema(&Schema::new(ConnectType::String)),
+        name: name.into(),
+        column_type: ColumnType::from_schema(&Schema::new(ConnectType::String)).into(),
         value,
     };
     let started = Instant::now();

@@ -52,7 +52,7 @@ fn key(topic: &str, partition: i32) -> PartitionKey {
 fn col(name: &str, value: Value) -> Column {
     Column {
         name: name.into(),
-        column_type: ColumnType::from_schema(&Schema::new(ConnectType::String)),
+        column_type: ColumnType::from_schema(&Schema::new(ConnectType::String)).into(),
         value,
     }
 }
@@ -325,7 +325,7 @@ async fn evolve_adds_nullable_columns_once() {
     let table = target.table("t").await.expect("catalog");
     let typed = |name: &str, schema: Schema| Column {
         name: name.into(),
-        column_type: ColumnType::from_schema(&schema),
+        column_type: ColumnType::from_schema(&schema).into(),
         value: Value::Null,
     };
     let mut decimal = Schema::new(ConnectType::Bytes);
