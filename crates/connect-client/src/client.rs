@@ -514,7 +514,7 @@ impl ConnectClient {
     /// `GET /connectors`: connector names.
     pub async fn list_connectors(&self) -> Result<Vec<String>> {
         self.get_json(
-            Endpoint::new(Method::GET, &["connectors"], "list connectors"),
+            Endpoint::new(Method::GET, &["connectors"], "list connectors").listing(),
             "connector list",
         )
         .await
@@ -534,7 +534,8 @@ impl ConnectClient {
                 .map(|n| (n, ExpandedConnector::default()))
                 .collect());
         }
-        let mut ep = Endpoint::new(Method::GET, &["connectors"], "list connectors with details");
+        let mut ep =
+            Endpoint::new(Method::GET, &["connectors"], "list connectors with details").listing();
         if expand.status {
             ep = ep.query("expand", "status");
         }

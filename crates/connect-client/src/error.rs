@@ -48,6 +48,17 @@ pub enum ConnectError {
         message: String,
     },
 
+    /// HTTP 404 for the connector listing (`GET /connectors`), which every Connect version
+    /// serves once it is up: a worker that is still starting answers 404 for every path until
+    /// its REST resources are registered.
+    #[error("{operation}: Kafka Connect is not ready yet (starting up?): it answered HTTP 404 to the connector listing ({message}); wait until the worker has joined its group (its log says \"Finished starting connectors and tasks\") and retry, or check that the URL points at the Connect REST API")]
+    NotReady {
+        /// The operation attempted.
+        operation: String,
+        /// What the worker said (a Jetty error page while it starts).
+        message: String,
+    },
+
     /// The worker does not implement this endpoint or method (404 for the
     /// path itself, or 405): it is older than the feature.
     #[error("{operation}: this Connect worker does not support the endpoint (HTTP {status}: {message}); it probably runs a Kafka version older than the feature needs (e.g. PATCH config and /health need 3.9+, initial_state and cluster-scoped logging need 3.7+); upgrade the workers or use an alternative call")]
@@ -257,7 +268,7 @@ impl ConnectError {
     /// The HTTP status Connect answered with, when the error came from one.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            Self::NotFound { .. } => Some(404),
+            Self::NotFound { .. } | Self::NotReady { .. } => Some(404),
             Self::AlreadyExists { .. } | Self::Conflict { .. } => Some(409),
             Self::OffsetsRequireStopped { .. } => Some(400),
             Self::UnknownPlugin { .. } => None,
@@ -293,6 +304,8 @@ pub(crate) struct RequestContext {
     pub connector: Option<String>,
     /// Read or write.
     pub semantics: Semantics,
+    /// The connector listing: a 404 means the worker is not serving its API yet.
+    pub listing: bool,
 }
 
 /// `error` and its `source()` chain as one line, e.g. `error sending request
@@ -423,6 +436,7 @@ pub(crate) fn classify(status: u16, body: &str, ctx: &RequestContext) -> Connect
             status,
             message,
         },
+        404 if ctx.listing => ConnectError::NotReady { operation, message },
         404 if is_unmatched_path_message(&lower) => ConnectError::NotSupported {
             operation,
             status,
@@ -572,6 +586,7 @@ mod unknown_plugin_tests {
                 subject: None,
                 connector: None,
                 semantics: Semantics::Read,
+                listing: false,
             };
             let err = classify(status, &body, &ctx);
             match &err {
@@ -601,12 +616,14 @@ mod tests {
             subject: Some("connector 'inv'".into()),
             connector: Some("inv".into()),
             semantics,
+            listing: false,
         }
     }
 
     fn kind(e: &ConnectError) -> &'static str {
         match e {
             ConnectError::NotFound { .. } => "NotFound",
+            ConnectError::NotReady { .. } => "NotReady",
             ConnectError::NotSupported { .. } => "NotSupported",
             ConnectError::AlreadyExists { .. } => "AlreadyExists",
             ConnectError::Conflict { .. } => "Conflict",
@@ -793,6 +810,45 @@ mod tests {
         assert!(
             e.to_string().starts_with("connector 'inv' does not exist"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_404_to_the_connector_listing_means_connect_is_not_ready() {
+        let listing = RequestContext {
+            operation: "list connectors with details".into(),
+            subject: None,
+            connector: None,
+            semantics: Semantics::Read,
+            listing: true,
+        };
+        // A worker still starting: Jetty's error page, Jersey's text, or nothing.
+        let jetty = "<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html;charset=ISO-8859-1\"/>\n<title>Error 404 Not Found</title>\n</head>\n<body><h2>HTTP ERROR 404 Not Found</h2>\n<table>\n<tr><th>URI:</th><td>/connectors</td></tr>\n</table>\n</body>\n</html>";
+        // "Not Found" is what a restarting Kafka 4.x worker answered in the watchdog's
+        // worker-kill test.
+        for body in [
+            "Not Found",
+            jetty,
+            r#"{"error_code":404,"message":"HTTP 404 Not Found"}"#,
+            "",
+        ] {
+            let e = classify(404, body, &listing);
+            assert_eq!(kind(&e), "NotReady", "{body}: {e:?}");
+            let text = e.to_string();
+            assert!(text.contains("not ready yet (starting up?)"), "{text}");
+            assert!(!text.contains("does not exist"), "{text}");
+            assert!(!text.contains("create it first"), "{text}");
+            assert_eq!(e.http_status(), Some(404));
+        }
+        // Other answers to the listing keep their meaning; a 404 elsewhere is still NotFound.
+        assert_eq!(kind(&classify(401, "", &listing)), "Unauthorized");
+        assert_eq!(
+            kind(&classify(
+                404,
+                r#"{"error_code":404,"message":"Connector inv not found"}"#,
+                &ctx(Semantics::Read)
+            )),
+            "NotFound"
         );
     }
 

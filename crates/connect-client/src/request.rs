@@ -57,8 +57,15 @@ impl Endpoint {
                 subject: None,
                 connector: None,
                 semantics,
+                listing: false,
             },
         }
+    }
+
+    /// Marks the call as the connector listing (`GET /connectors`, with or without `expand`).
+    pub fn listing(mut self) -> Self {
+        self.ctx.listing = true;
+        self
     }
 
     /// Marks the call as concerning connector `name` (for 404 wording and

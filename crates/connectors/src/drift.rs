@@ -4,10 +4,16 @@
 //! that is missing (deleted by hand) or changed (edited through the REST API) has drifted; an
 //! undeclared connector is listed as unmanaged, and counts as drift only with `prune`.
 //!
+//! [`audit_events`] is pure too: from a check (and the drift still standing after the one
+//! before) it decides which audit records to append: one per connector whose drift is new or
+//! different, one per connector whose drift went away without a revert, one per revert
+//! outcome. Values in them are the plan's, already masked with `mask_value`. The caller (the
+//! adapter) appends them to the store's audit log with actor [`AUDIT_ACTOR`].
+//!
 //! [`DriftWatcher`] runs the check in a loop for the service: it records every check in a
-//! shared [`DriftStatus`] (counters for metrics, the last report), writes an audit record per
-//! drifted connector to the `lockstep::audit` tracing target, and with `revert` applies the
-//! manifests again (validated first, like `apply`).
+//! shared [`DriftStatus`] (counters and the last report) and in [`DriftMetrics`], attaches the
+//! audit records to each [`DriftCheck`], and with `revert` applies the manifests again
+//! (validated first, like `apply`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,9 +22,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lockstep_connect::ConnectClient;
 use serde::Serialize;
 
-use crate::apply::{apply, fetch_live, live_configs, ApplyOptions, ApplyReport};
+use crate::apply::{apply, fetch_live, live_configs, ApplyOptions, ApplyReport, OutcomeStatus};
 use crate::manifest::{ManifestError, ManifestSet};
+use crate::metrics::DriftMetrics;
 use crate::plan::{plan, Action, ConnectorPlan, Plan};
+
+/// The actor of the drift loop's audit records.
+pub const AUDIT_ACTOR: &str = "connectors-drift";
 
 /// What has drifted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,6 +64,28 @@ impl DriftReport {
     pub fn has_drift(&self) -> bool {
         !self.drifted.is_empty()
     }
+
+    /// The drift still standing once `revert` has run: connectors whose revert was applied
+    /// are no longer drifted.
+    pub fn standing_after(&self, revert: Option<&ApplyReport>) -> DriftReport {
+        let reverted = |name: &str| {
+            revert.is_some_and(|r| {
+                r.outcomes.iter().any(|o| {
+                    o.connector == name && matches!(o.status, OutcomeStatus::Applied { .. })
+                })
+            })
+        };
+        DriftReport {
+            checked_at: self.checked_at,
+            drifted: self
+                .drifted
+                .iter()
+                .filter(|c| !reverted(&c.name))
+                .cloned()
+                .collect(),
+            unmanaged: self.unmanaged.clone(),
+        }
+    }
 }
 
 fn now() -> u64 {
@@ -72,6 +104,135 @@ pub struct DriftCheck {
     pub revert: Option<ApplyReport>,
     /// Why the check (or the revert) failed.
     pub error: Option<String>,
+    /// The audit records this check calls for (see [`audit_events`]); the adapter appends
+    /// them to the store.
+    #[serde(skip)]
+    pub audit: Vec<DriftAuditEvent>,
+}
+
+impl DriftCheck {
+    /// Drift was found and reverting was on, but the revert changed nothing (validation
+    /// rejected the manifests, or the cluster could not be read for it).
+    pub fn revert_refused(&self) -> bool {
+        self.revert.is_none()
+            && self.error.is_some()
+            && self.report.as_ref().is_some_and(DriftReport::has_drift)
+    }
+}
+
+/// One audit record the drift loop asks its adapter to append (actor [`AUDIT_ACTOR`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftAuditEvent {
+    /// `connectors.drift.detected`, `connectors.drift.resolved`, `connectors.drift.reverted`,
+    /// `connectors.drift.revert_failed` or `connectors.drift.revert_refused`.
+    pub action: &'static str,
+    /// The connector.
+    pub subject: String,
+    /// Display-safe details: every value went through `mask_value`.
+    pub details: serde_json::Value,
+}
+
+/// The per-key diff as audit details. The field names avoid words the store's scrubber reads
+/// as secret-bearing (`key`, `secret`): the values are already display-safe, and masking the
+/// names of the changed settings would hide what drifted.
+fn key_changes(c: &ConnectorPlan) -> serde_json::Value {
+    c.changes
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "setting": k.key,
+                "change": k.change,
+                "live": k.before,
+                "declared": k.after,
+                "masked": k.secret,
+            })
+        })
+        .collect()
+}
+
+/// The audit records of one check. Pure.
+///
+/// `standing` is the drift left standing after the previous successful check
+/// ([`DriftReport::standing_after`]); `None` for the first check (or a one-shot run), when
+/// every drifted connector is recorded. A drift that persists unchanged between checks is
+/// recorded once, not at every check; a connector that drifts again after a revert is recorded
+/// again. A failed check records nothing (it changed nothing; it shows in the metrics).
+pub fn audit_events(
+    standing: Option<&DriftReport>,
+    check: &DriftCheck,
+    revert: bool,
+) -> Vec<DriftAuditEvent> {
+    let Some(report) = &check.report else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    for c in &report.drifted {
+        let known = standing.is_some_and(|s| s.drifted.iter().any(|p| p == c));
+        if !known {
+            events.push(DriftAuditEvent {
+                action: "connectors.drift.detected",
+                subject: c.name.clone(),
+                details: serde_json::json!({
+                    "planned": c.action.as_str(),
+                    "changes": key_changes(c),
+                    "revert": revert,
+                }),
+            });
+        }
+    }
+    if let Some(standing) = standing {
+        for gone in standing
+            .drifted
+            .iter()
+            .filter(|s| !report.drifted.iter().any(|c| c.name == s.name))
+        {
+            events.push(DriftAuditEvent {
+                action: "connectors.drift.resolved",
+                subject: gone.name.clone(),
+                details: serde_json::json!({
+                    "was": gone.action.as_str(),
+                    "how": "the cluster matches the manifests again without a revert",
+                }),
+            });
+        }
+    }
+    match &check.revert {
+        Some(outcomes) => {
+            for o in &outcomes.outcomes {
+                let (action, details) = match &o.status {
+                    OutcomeStatus::Applied { state } => (
+                        "connectors.drift.reverted",
+                        serde_json::json!({"planned": o.action.as_str(), "state": state}),
+                    ),
+                    OutcomeStatus::Failed { error } => (
+                        "connectors.drift.revert_failed",
+                        serde_json::json!({"planned": o.action.as_str(), "error": error}),
+                    ),
+                };
+                events.push(DriftAuditEvent {
+                    action,
+                    subject: o.connector.clone(),
+                    details,
+                });
+            }
+        }
+        None if check.revert_refused() => {
+            let error = check.error.clone().unwrap_or_default();
+            for c in &report.drifted {
+                events.push(DriftAuditEvent {
+                    action: "connectors.drift.revert_refused",
+                    subject: c.name.clone(),
+                    details: serde_json::json!({
+                        "planned": c.action.as_str(),
+                        "error": error,
+                        "changed": "nothing",
+                    }),
+                });
+            }
+        }
+        None => {}
+    }
+    events
 }
 
 /// Counters and the last result, shared with the service's API and metrics.
@@ -86,6 +247,10 @@ pub struct DriftStatus {
     /// Connectors drifted at the last successful check.
     pub drifted_connectors: usize,
     pub last: Option<DriftCheck>,
+    /// The drift left standing after the last successful check (and its revert): what the
+    /// next check's audit records are relative to.
+    #[serde(skip)]
+    pub standing: Option<DriftReport>,
 }
 
 impl DriftStatus {
@@ -97,6 +262,7 @@ impl DriftStatus {
                 if report.has_drift() {
                     self.drift_detected_total += 1;
                 }
+                self.standing = Some(report.standing_after(check.revert.as_ref()));
             }
             None => self.check_failures_total += 1,
         }
@@ -104,49 +270,6 @@ impl DriftStatus {
             self.reverted_total += (revert.outcomes.len() - revert.failed()) as u64;
         }
         self.last = Some(check.clone());
-    }
-
-    /// The counters in the Prometheus text exposition format.
-    pub fn prometheus(&self) -> String {
-        let metrics: [(&str, &str, &str, u64); 5] = [
-            (
-                "lockstep_connectors_drift_checks_total",
-                "counter",
-                "Drift checks run.",
-                self.checks_total,
-            ),
-            (
-                "lockstep_connectors_drift_check_failures_total",
-                "counter",
-                "Drift checks that could not read the manifests or the cluster.",
-                self.check_failures_total,
-            ),
-            (
-                "lockstep_connectors_drift_detected_total",
-                "counter",
-                "Drift checks that found drift.",
-                self.drift_detected_total,
-            ),
-            (
-                "lockstep_connectors_drift_reverted_total",
-                "counter",
-                "Connectors whose drift was reverted.",
-                self.reverted_total,
-            ),
-            (
-                "lockstep_connectors_drifted",
-                "gauge",
-                "Connectors drifted at the last successful check.",
-                self.drifted_connectors as u64,
-            ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in metrics {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
-        }
-        out
     }
 }
 
@@ -162,6 +285,7 @@ pub struct DriftWatcher {
     prune: bool,
     apply_options: ApplyOptions,
     status: Arc<Mutex<DriftStatus>>,
+    metrics: DriftMetrics,
 }
 
 impl DriftWatcher {
@@ -179,7 +303,14 @@ impl DriftWatcher {
             prune: false,
             apply_options: ApplyOptions::default(),
             status: Arc::new(Mutex::new(DriftStatus::default())),
+            metrics: DriftMetrics::unregistered(),
         }
+    }
+
+    /// Count checks in these (registered) families.
+    pub fn metrics(mut self, metrics: DriftMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Apply the manifests again when drift is found.
@@ -204,13 +335,19 @@ impl DriftWatcher {
         Arc::clone(&self.status)
     }
 
-    /// One check (and revert, when on); recorded in the status and the audit trail.
+    /// One check (and revert, when on); counted in the status and the metrics, with the
+    /// audit records it calls for in [`DriftCheck::audit`].
     pub async fn check_once(&self) -> DriftCheck {
-        let check = self.check_inner().await;
-        audit(&check, self.revert);
-        if let Ok(mut status) = self.status.lock() {
-            status.record(&check);
-        }
+        let mut check = self.check_inner().await;
+        self.metrics.observe(&check);
+        // A poisoned lock only means another thread panicked mid-update: the counters are
+        // still the best there is.
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        check.audit = audit_events(status.standing.as_ref(), &check, self.revert);
+        status.record(&check);
         check
     }
 
@@ -219,6 +356,7 @@ impl DriftWatcher {
             report: None,
             revert: None,
             error: Some(error),
+            audit: Vec::new(),
         };
         let manifests = match (self.load)() {
             Ok(m) => m,
@@ -235,6 +373,7 @@ impl DriftWatcher {
                 report: Some(report),
                 revert: None,
                 error: None,
+                audit: Vec::new(),
             };
         }
         match apply(&self.client, &manifests, &live, &plan, self.apply_options).await {
@@ -243,11 +382,13 @@ impl DriftWatcher {
                     .then(|| format!("{} connector(s) could not be reverted", revert.failed())),
                 report: Some(report),
                 revert: Some(revert),
+                audit: Vec::new(),
             },
             Err(e) => DriftCheck {
                 report: Some(report),
                 revert: None,
                 error: Some(format!("revert refused: {e}")),
+                audit: Vec::new(),
             },
         }
     }
@@ -266,37 +407,6 @@ impl DriftWatcher {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(self.interval) => {}
             }
-        }
-    }
-}
-
-/// One audit record per drifted connector and per revert outcome.
-fn audit(check: &DriftCheck, revert: bool) {
-    if let Some(error) = &check.error {
-        tracing::warn!(target: "lockstep::audit", action = "connectors.drift.check", outcome = "failed", error = %error);
-    }
-    if let Some(report) = &check.report {
-        for c in &report.drifted {
-            let keys: Vec<&str> = c.changes.iter().map(|k| k.key.as_str()).collect();
-            tracing::warn!(
-                target: "lockstep::audit",
-                action = "connectors.drift.detected",
-                connector = %c.name,
-                planned = c.action.as_str(),
-                keys = %keys.join(","),
-                revert,
-            );
-        }
-    }
-    if let Some(outcomes) = &check.revert {
-        for o in &outcomes.outcomes {
-            tracing::warn!(
-                target: "lockstep::audit",
-                action = "connectors.drift.reverted",
-                connector = %o.connector,
-                planned = o.action.as_str(),
-                outcome = ?o.status,
-            );
         }
     }
 }
@@ -353,46 +463,197 @@ mod tests {
         assert!(!clean.has_drift());
     }
 
-    #[test]
-    fn status_counts_checks_and_renders_metrics() {
-        let mut status = DriftStatus::default();
-        let report = DriftReport {
+    fn changed(name: &str, key: &str, before: &str, after: &str) -> ConnectorPlan {
+        let live = cfg(&[("connector.class", "X"), (key, before)]);
+        let desired = cfg(&[("connector.class", "X"), (key, after)]);
+        let mut p = plan(
+            &[(name.to_string(), desired)].into(),
+            &[(name.to_string(), live)].into(),
+            false,
+        );
+        p.connectors.remove(0)
+    }
+
+    fn report(drifted: Vec<ConnectorPlan>) -> DriftReport {
+        DriftReport {
             checked_at: 1,
-            drifted: vec![ConnectorPlan {
-                name: "a".into(),
-                action: Action::Update,
-                changes: Vec::new(),
-            }],
+            drifted,
             unmanaged: Vec::new(),
-        };
-        status.record(&DriftCheck {
-            report: Some(report),
-            revert: None,
+        }
+    }
+
+    fn check(report: Option<DriftReport>, revert: Option<ApplyReport>) -> DriftCheck {
+        DriftCheck {
+            report,
+            revert,
             error: None,
-        });
+            audit: Vec::new(),
+        }
+    }
+
+    fn outcome(name: &str, status: OutcomeStatus) -> crate::apply::ApplyOutcome {
+        crate::apply::ApplyOutcome {
+            connector: name.into(),
+            action: Action::Update,
+            status,
+        }
+    }
+
+    fn actions(events: &[DriftAuditEvent]) -> Vec<(&str, &str)> {
+        events
+            .iter()
+            .map(|e| (e.action, e.subject.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn status_counts_checks_and_remembers_the_standing_drift() {
+        let mut status = DriftStatus::default();
+        status.record(&check(
+            Some(report(vec![changed("a", "x", "1", "2")])),
+            None,
+        ));
         status.record(&DriftCheck {
-            report: None,
-            revert: None,
             error: Some("down".into()),
+            ..check(None, None)
         });
         assert_eq!(
             (
                 status.checks_total,
                 status.check_failures_total,
-                status.drift_detected_total
+                status.drift_detected_total,
+                status.drifted_connectors
             ),
-            (2, 1, 1)
+            (2, 1, 1, 1)
         );
-        let text = status.prometheus();
-        assert!(
-            text.contains("lockstep_connectors_drift_checks_total 2\n"),
-            "{text}"
+        // A failed check keeps what was standing before it.
+        assert_eq!(status.standing.as_ref().map(|s| s.drifted.len()), Some(1));
+        let reverted = ApplyReport {
+            outcomes: vec![outcome(
+                "a",
+                OutcomeStatus::Applied {
+                    state: Some("RUNNING".into()),
+                },
+            )],
+        };
+        status.record(&check(
+            Some(report(vec![changed("a", "x", "1", "2")])),
+            Some(reverted),
+        ));
+        assert_eq!(status.reverted_total, 1);
+        assert_eq!(status.standing.as_ref().map(|s| s.drifted.len()), Some(0));
+    }
+
+    #[test]
+    fn audit_records_new_drift_once_and_every_revert_outcome() {
+        let a = changed("a", "x", "1", "2");
+        let b = changed("b", "database.password", "old-literal", "new-literal");
+        let first = check(Some(report(vec![a.clone(), b.clone()])), None);
+        let events = audit_events(None, &first, false);
+        assert_eq!(
+            actions(&events),
+            [
+                ("connectors.drift.detected", "a"),
+                ("connectors.drift.detected", "b")
+            ]
         );
-        assert!(
-            text.contains(
-                "# TYPE lockstep_connectors_drifted gauge\nlockstep_connectors_drifted 1\n"
-            ),
-            "{text}"
+        assert_eq!(events[0].details["changes"][0]["setting"], "x");
+        assert_eq!(events[0].details["changes"][0]["live"], "1");
+        assert_eq!(events[0].details["changes"][0]["declared"], "2");
+        assert_eq!(events[0].details["changes"][0]["change"], "changed");
+        // Secret values are masked before they reach the audit record.
+        let text = serde_json::to_string(&events[1].details).expect("json");
+        assert!(!text.contains("literal") && text.contains("****"), "{text}");
+        assert_eq!(
+            events[1].details["changes"][0]["setting"],
+            "database.password"
         );
+        assert_eq!(events[1].details["changes"][0]["masked"], true);
+
+        // The same drift at the next check is not recorded again; a different diff is.
+        let standing = first.report.as_ref().map(|r| r.standing_after(None));
+        assert!(audit_events(standing.as_ref(), &first, false).is_empty());
+        let a2 = changed("a", "x", "1", "3");
+        let events = audit_events(
+            standing.as_ref(),
+            &check(Some(report(vec![a2, b.clone()])), None),
+            false,
+        );
+        assert_eq!(actions(&events), [("connectors.drift.detected", "a")]);
+
+        // Drift that went away without a revert is recorded as resolved.
+        let events = audit_events(
+            standing.as_ref(),
+            &check(Some(report(vec![b.clone()])), None),
+            false,
+        );
+        assert_eq!(actions(&events), [("connectors.drift.resolved", "a")]);
+
+        // A failed check records nothing.
+        let failed = DriftCheck {
+            error: Some("cannot read the cluster".into()),
+            ..check(None, None)
+        };
+        assert!(audit_events(standing.as_ref(), &failed, false).is_empty());
+
+        // Reverting: one record per outcome; a reverted connector is not standing afterwards,
+        // so drifting again is new drift.
+        let revert = ApplyReport {
+            outcomes: vec![
+                outcome(
+                    "a",
+                    OutcomeStatus::Applied {
+                        state: Some("RUNNING".into()),
+                    },
+                ),
+                outcome(
+                    "b",
+                    OutcomeStatus::Failed {
+                        error: "did not reach RUNNING".into(),
+                    },
+                ),
+            ],
+        };
+        let reverting = check(
+            Some(report(vec![a.clone(), b.clone()])),
+            Some(revert.clone()),
+        );
+        let events = audit_events(None, &reverting, true);
+        assert_eq!(
+            actions(&events),
+            [
+                ("connectors.drift.detected", "a"),
+                ("connectors.drift.detected", "b"),
+                ("connectors.drift.reverted", "a"),
+                ("connectors.drift.revert_failed", "b"),
+            ]
+        );
+        assert_eq!(events[0].details["revert"], true);
+        let standing = reverting
+            .report
+            .as_ref()
+            .map(|r| r.standing_after(Some(&revert)));
+        let again = audit_events(
+            standing.as_ref(),
+            &check(Some(report(vec![a.clone(), b.clone()])), None),
+            true,
+        );
+        assert_eq!(actions(&again), [("connectors.drift.detected", "a")]);
+
+        // A refused revert (validation) is recorded per drifted connector.
+        let refused = DriftCheck {
+            error: Some("revert refused: rejected by validation".into()),
+            ..check(Some(report(vec![a])), None)
+        };
+        assert!(refused.revert_refused());
+        let events = audit_events(None, &refused, true);
+        assert_eq!(
+            actions(&events),
+            [
+                ("connectors.drift.detected", "a"),
+                ("connectors.drift.revert_refused", "a")
+            ]
+        );
+        assert_eq!(events[1].details["changed"], "nothing");
     }
 }

@@ -11,7 +11,10 @@
 //!   order and waits for each connector's expected state.
 //! * [`export`]: live configurations as manifests; literal secrets never written in clear.
 //! * [`drift`]: the plan seen as drift, once (CLI) or in a loop that reports and optionally
-//!   reverts (service).
+//!   reverts (service); the audit records each check calls for are decided here (pure) and
+//!   appended to the store by the caller.
+//! * [`metrics`]: the drift loop's Prometheus families (`lockstep_connectors_*`), registered
+//!   in the service's one registry.
 //!
 //! # Invariants
 //!
@@ -30,6 +33,7 @@ pub mod apply;
 pub mod drift;
 pub mod export;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 mod vars;
 
@@ -37,11 +41,14 @@ pub use apply::{
     apply, fetch_live, live_configs, validate_changes, ApplyError, ApplyOptions, ApplyOutcome,
     ApplyReport, InvalidConfig, LiveConnector, OutcomeStatus,
 };
-pub use drift::{DriftCheck, DriftReport, DriftStatus, DriftWatcher};
+pub use drift::{
+    audit_events, DriftAuditEvent, DriftCheck, DriftReport, DriftStatus, DriftWatcher, AUDIT_ACTOR,
+};
 pub use export::{export_manifest, ExportedManifest};
 pub use manifest::{
     load, load_file, parse_var_assignment, LoadOptions, Location, Manifest, ManifestError,
     ManifestSet, Problem, Suppression,
 };
+pub use metrics::DriftMetrics;
 pub use plan::{diff_configs, plan, Action, ConnectorPlan, KeyChange, KeyDiff, Plan, PlanSummary};
 pub use vars::substitute;

@@ -92,6 +92,11 @@ pub fn parse_pg_type(text: &str) -> Result<SqlType, Refusal> {
     pg::parse_type(text)
 }
 
+/// Parse a PostgreSQL column default as the catalog prints it (`pg_get_expr(adbin, adrelid)`).
+pub fn parse_pg_default(text: &str) -> Result<DefaultValue, Refusal> {
+    pg::parse_default(text)
+}
+
 /// Split, parse and classify a script against the catalog (whose `engine` says which
 /// parser to use). Statements are classified in order, each against the schema the previous
 /// ones leave.

@@ -12,7 +12,7 @@ use crate::draft::{Action, ColumnDraft, CommentDraft, IndexDraft, NamedConstrain
 use crate::model::{
     ConstraintDef, DefaultValue, IndexKey, Literal, QualifiedName, ReplicaIdentity,
 };
-use crate::refusal::{Refusal, RefusalKind};
+use crate::refusal::{excerpt, Refusal, RefusalKind};
 use crate::types::SqlType;
 
 fn refuse(kind: RefusalKind, message: impl Into<String>) -> Refusal {
@@ -393,6 +393,56 @@ pub fn parse_type(text: &str) -> Result<SqlType, Refusal> {
     };
     let tn = tc.type_name.as_ref().ok_or_else(not_a_type)?;
     Ok(sql_type(tn)?.0)
+}
+
+/// Read a column default as the catalog prints it (`pg_get_expr(adbin, adrelid)`:
+/// `'x'::text`, `0`, `now()`, `nextval('t_id_seq'::regclass)`). The text is kept verbatim;
+/// `constant` is set when it is a literal (or a cast literal), `identity` for a sequence.
+pub fn parse_default(text: &str) -> Result<DefaultValue, Refusal> {
+    let not_an_expression = || {
+        refuse(
+            RefusalKind::Syntax,
+            format!("not a default expression: {}", excerpt(text)),
+        )
+    };
+    if text.contains(';') || text.len() > 4096 {
+        return Err(not_an_expression());
+    }
+    let sql = format!("SELECT {text}");
+    let parsed = catch_unwind(AssertUnwindSafe(|| pg_query::parse(&sql, 0)))
+        .map_err(|_| {
+            refuse(
+                RefusalKind::Internal,
+                "the PostgreSQL parser failed on a default expression",
+            )
+        })?
+        .map_err(|_| not_an_expression())?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return Err(not_an_expression());
+    };
+    let Some(NodeEnum::SelectStmt(sel)) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
+        return Err(not_an_expression());
+    };
+    let [target] = sel.target_list.as_slice() else {
+        return Err(not_an_expression());
+    };
+    let Some(NodeEnum::ResTarget(rt)) = &target.node else {
+        return Err(not_an_expression());
+    };
+    if !sel.from_clause.is_empty() {
+        return Err(not_an_expression());
+    }
+    let node = rt.val.as_ref().ok_or_else(not_an_expression)?;
+    let identity = match &node.node {
+        Some(NodeEnum::FuncCall(fc)) => strings(&fc.funcname)
+            .is_some_and(|n| n.last().is_some_and(|l| l.eq_ignore_ascii_case("nextval"))),
+        _ => false,
+    };
+    Ok(DefaultValue {
+        sql: text.to_string(),
+        constant: if identity { None } else { constant(node) },
+        identity,
+    })
 }
 
 fn literal(c: &pb::AConst) -> Option<Literal> {

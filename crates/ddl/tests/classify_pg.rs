@@ -629,3 +629,31 @@ fn type_names_parse_like_the_catalog_prints_them() {
         assert!(parse_pg_type(bad).is_err(), "{bad:?} parsed as a type");
     }
 }
+
+/// Defaults as `pg_get_expr` prints them, read back for the catalog adapter.
+#[test]
+fn catalog_defaults_are_read_back() {
+    use lockstep_ddl::{parse_pg_default, Literal};
+    let cases: &[(&str, Option<Literal>, bool)] = &[
+        ("0", Some(Literal::Number("0".into())), false),
+        (
+            "'new'::character varying",
+            Some(Literal::String("new".into())),
+            false,
+        ),
+        ("true", Some(Literal::Bool(true)), false),
+        ("now()", None, false),
+        ("'now'::text::timestamp with time zone", None, false),
+        ("nextval('orders_id_seq'::regclass)", None, true),
+        ("(1 + 2)", None, false),
+    ];
+    for (text, constant, identity) in cases {
+        let d = parse_pg_default(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(&d.constant, constant, "{text}");
+        assert_eq!(d.identity, *identity, "{text}");
+        assert_eq!(d.sql, *text);
+    }
+    for bad in ["1; DROP TABLE x", "", "SELECT 1 FROM t", "1, 2"] {
+        assert!(parse_pg_default(bad).is_err(), "{bad}");
+    }
+}

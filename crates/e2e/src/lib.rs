@@ -13,6 +13,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+mod private_connect;
+mod private_pg;
+pub use private_connect::PrivateConnect;
+pub use private_pg::{PrivatePostgres, PRIVATE_PG_USER};
+
 /// Connection settings of the local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {

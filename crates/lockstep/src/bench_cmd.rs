@@ -121,12 +121,15 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
-    let BenchCommand::Sink {
-        events,
-        engine,
-        batch_rows,
-        seed,
-    } = args.command;
+    let (events, engine, batch_rows, seed) = match args.command {
+        BenchCommand::Sink {
+            events,
+            engine,
+            batch_rows,
+            seed,
+        } => (events, engine, batch_rows, seed),
+        BenchCommand::Watch(watch) => return crate::bench_watch::run(global, watch).await,
+    };
     if events == 0 {
         bail!("--events must be at least 1");
     }

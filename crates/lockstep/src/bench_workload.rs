@@ -360,4 +360,22 @@ mod tests {
         assert_eq!(amount_text(123_456), "1234.56");
         assert_eq!(copy_escape("a\tb\\c\nd"), "a\\tb\\\\c\\nd");
     }
+
+    #[test]
+    fn mariadb_literals_escape_backslashes_and_quotes() {
+        let row = BenchRow {
+            id: 1,
+            name: "it's a \\ b".into(),
+            amount_cents: 5,
+            qty: 1,
+            active: true,
+            born_days: 0,
+            updated_micros: 0,
+            payload: "{}".into(),
+            uid: "u".into(),
+            score: 0.5,
+        };
+        let tuple = mariadb_tuple(&row);
+        assert!(tuple.contains("'it''s a \\\\ b'"), "{tuple}");
+    }
 }

@@ -114,6 +114,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Measure lockstep against the target's own ceiling on this machine (needs the local stack).
     Bench(BenchArgs),
+    /// Schema changes in lockstep with CDC: plan, apply, resume, status, history.
+    Ddl(crate::ddl_cmd::DdlArgs),
+    /// Check a pipeline file against the live source, target, publication and connectors.
+    Pipeline(crate::ddl_cmd::PipelineArgs),
+    /// Every pipeline at a glance: state, freshness, lag p99 and last incident per connector / sink.
+    Status(crate::status_cmd::StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +238,8 @@ Example:
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// One watchdog cycle over many connectors and endpoints: cycle time and CPU per cycle.
+    Watch(crate::bench_watch::BenchWatchArgs),
 }
 
 #[derive(Debug, Args)]

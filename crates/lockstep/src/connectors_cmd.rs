@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use lockstep_connectors::{
-    apply, export_manifest, fetch_live, live_configs, load, parse_var_assignment, plan, Action,
-    ApplyError, ApplyOptions, ApplyReport, ConnectorPlan, DriftReport, DriftWatcher, KeyChange,
-    LoadOptions, ManifestSet, OutcomeStatus, Plan,
+    apply, audit_events, export_manifest, fetch_live, live_configs, load, parse_var_assignment,
+    plan, Action, ApplyError, ApplyOptions, ApplyReport, ConnectorPlan, DriftAuditEvent,
+    DriftCheck, DriftMetrics, DriftReport, DriftStatus, DriftWatcher, KeyChange, LoadOptions,
+    ManifestSet, OutcomeStatus, Plan, AUDIT_ACTOR,
 };
+use lockstep_store::{AuditEntry, Store};
 use serde::Serialize;
 
 use crate::cli::{parse_duration, GlobalArgs};
@@ -41,6 +43,10 @@ them unresolved, so plans compare like for like. Literal secrets are masked (***
 
 Exit codes: plan and drift exit 0 when nothing differs, 2 when something would change (for CI
 gates), 1 on errors. apply exits 0 when every change was applied, 1 otherwise.
+
+Audit: with a state directory (--state-dir or LOCKSTEP_STATE_DIR), drift appends one record per
+drifted connector and per revert outcome to the hash-chained audit log (actor connectors-drift,
+values masked; `lockstep audit show`). `lockstep serve --connectors DIR` always does.
 
 Examples:
   lockstep connectors plan connectors/prod --env dr
@@ -129,6 +135,10 @@ pub enum ConnectorsCommand {
         /// Time between checks with --watch.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         interval: Duration,
+        /// Append the drift found (and each revert outcome) to the audit log of the state
+        /// store in this directory.
+        #[arg(long, env = "LOCKSTEP_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Write the cluster's connectors as manifests (literal secrets become references).
     Export {
@@ -168,11 +178,13 @@ pub async fn run(global: &GlobalArgs, args: ConnectorsArgs) -> anyhow::Result<u8
             revert,
             watch,
             interval,
+            state_dir,
         } => {
+            let store = state_dir.as_deref().map(open_store).transpose()?;
             if watch {
-                watch_cmd(global, source, prune, revert, interval).await
+                watch_cmd(global, source, prune, revert, interval, store).await
             } else {
-                drift_cmd(global, &source, prune, revert, out).await
+                drift_cmd(global, &source, prune, revert, out, store.as_ref()).await
             }
         }
         ConnectorsCommand::Export { to, names, force } => {
@@ -297,6 +309,7 @@ async fn drift_cmd(
     prune: bool,
     revert: bool,
     out: OutputFormat,
+    store: Option<&Store>,
 ) -> anyhow::Result<u8> {
     let manifests = source.load()?;
     let client = crate::target::connect_client(global)?;
@@ -308,24 +321,107 @@ async fn drift_cmd(
         .unwrap_or_default();
     let report = DriftReport::from_plan(&plan, checked_at);
     let drifted = report.has_drift();
-    print(out, &DriftView(report))?;
+    print(out, &DriftView(report.clone()))?;
+    let audit = |check: DriftCheck| -> anyhow::Result<()> {
+        let Some(store) = store else {
+            return Ok(());
+        };
+        let events = audit_events(None, &check, revert);
+        append_audit(store, &cluster_label(&client), &manifests.dir, &events).map_err(|e| {
+            anyhow!(
+                "{e}; the drift above was found{} but not audited",
+                if check.revert.is_some() {
+                    " and reverted"
+                } else {
+                    ""
+                }
+            )
+        })
+    };
     if !drifted {
         return Ok(exit::OK);
     }
+    let check = |revert: Option<ApplyReport>, error: Option<String>| DriftCheck {
+        report: Some(report.clone()),
+        revert,
+        error,
+        audit: Vec::new(),
+    };
     if !revert {
+        audit(check(None, None))?;
         return Ok(CHANGES_PENDING);
     }
     eprintln!("reverting drift: applying {}", manifests.dir.display());
     match apply(&client, &manifests, &live, &plan, ApplyOptions::default()).await {
-        Ok(report) => {
-            let failed = report.failed();
-            print(out, &ApplyView::new(plan, report))?;
+        Ok(outcomes) => {
+            let failed = outcomes.failed();
+            audit(check(Some(outcomes.clone()), None))?;
+            print(out, &ApplyView::new(plan, outcomes))?;
             if failed > 0 {
                 return Err(AlreadyReported(exit::FAILED).into());
             }
             Ok(exit::OK)
         }
-        Err(e) => Err(anyhow!("drift not reverted: {e}")),
+        Err(e) => {
+            audit(check(None, Some(format!("revert refused: {e}"))))?;
+            Err(anyhow!("drift not reverted: {e}"))
+        }
+    }
+}
+
+/// Opens the state store whose audit log the drift records go to.
+fn open_store(dir: &Path) -> anyhow::Result<Store> {
+    Store::open_dir(dir).map_err(|e| {
+        anyhow!(
+            "cannot open the state store in {} to audit connector drift: {e}; pass --state-dir (or set LOCKSTEP_STATE_DIR) to a writable directory",
+            dir.display()
+        )
+    })
+}
+
+/// The adapter of [`audit_events`]: appends each record to the store's hash-chained audit log
+/// (actor `connectors-drift`), with the cluster and the manifest directory in its details.
+/// The values in `events` are already masked; the store scrubs once more.
+pub fn append_audit(
+    store: &Store,
+    cluster: &str,
+    manifests: &Path,
+    events: &[DriftAuditEvent],
+) -> Result<(), lockstep_store::StoreError> {
+    for event in events {
+        let mut details = event.details.clone();
+        if let Some(map) = details.as_object_mut() {
+            map.insert("cluster".into(), cluster.into());
+            map.insert("manifests".into(), manifests.display().to_string().into());
+        }
+        store.append_audit(&AuditEntry::new(
+            AUDIT_ACTOR,
+            event.action,
+            event.subject.clone(),
+            details,
+        ))?;
+    }
+    Ok(())
+}
+
+/// `on_check` of a drift loop: appends the check's audit records, logging (not failing) when
+/// the store cannot be written; the loop goes on.
+fn audit_in_loop(store: Option<&Store>, cluster: &str, manifests: &Path, check: &DriftCheck) {
+    for event in &check.audit {
+        tracing::warn!(
+            action = event.action,
+            connector = %event.subject,
+            "connector drift"
+        );
+    }
+    if let Some(error) = &check.error {
+        tracing::warn!(error = %error, "connector drift check");
+    }
+    let Some(store) = store else {
+        return;
+    };
+    if let Err(e) = append_audit(store, cluster, manifests, &check.audit) {
+        tracing::error!(error = %e, "connector drift: cannot append to the audit log; check the state directory");
     }
 }
 
@@ -335,10 +431,13 @@ async fn watch_cmd(
     prune: bool,
     revert: bool,
     interval: Duration,
+    store: Option<Store>,
 ) -> anyhow::Result<u8> {
     // Fail fast on a manifest error or an unreachable cluster before looping.
     source.load()?;
     let client = crate::target::connect_client(global)?;
+    let cluster = cluster_label(&client);
+    let dir = source.dir.clone();
     let watcher = DriftWatcher::new(
         client,
         move || load(&source.dir, &source.load_options()),
@@ -357,6 +456,7 @@ async fn watch_cmd(
                 let _ = tokio::signal::ctrl_c().await;
             },
             |check| {
+                audit_in_loop(store.as_ref(), &cluster, &dir, check);
                 if let Ok(line) = serde_json::to_string(check) {
                     println!("{line}");
                 }
@@ -433,30 +533,57 @@ pub struct DriftServeArgs {
     pub drift_revert: bool,
 }
 
-/// Starts the drift loop when `--connectors` is given, and returns its routes:
-/// `GET /api/v1/connectors/drift` (counters and the last check, JSON) and
-/// `GET /api/v1/connectors/drift/metrics` (Prometheus text). Without `--connectors` the routes
-/// answer 404 with what to configure.
+/// The drift loop's shared status; `None` when `serve` runs without `--connectors`.
+#[derive(Clone)]
+pub struct DriftRouteState(Option<std::sync::Arc<std::sync::Mutex<DriftStatus>>>);
+
+/// Counters and the last check of the drift loop (`lockstep serve --connectors DIR`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/drift",
+    responses(
+        (status = 200, description = "Counters (checks_total, check_failures_total, drift_detected_total, reverted_total, drifted_connectors) and the last check: its report (drifted connectors with per-key diffs, secrets masked; unmanaged ones), the revert outcomes and the error, as JSON"),
+        (status = 404, description = "Drift detection is off: start `lockstep serve` with --connectors DIR")
+    )
+)]
+pub async fn drift_status(
+    axum::extract::State(state): axum::extract::State<DriftRouteState>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let Some(status) = state.0 else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": "drift detection is off: start `lockstep serve` with --connectors DIR"})),
+        )
+            .into_response();
+    };
+    let status = status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    axum::Json(status).into_response()
+}
+
+/// Starts the drift loop when `--connectors` is given and returns its route,
+/// `GET /api/v1/connectors/drift` (counters and the last check, JSON). Its metrics
+/// (`lockstep_connectors_*`) are registered in `registry`, the one `/metrics` serves; each
+/// drifted connector and revert outcome is appended to the audit log of the state store in
+/// `state_dir` (actor `connectors-drift`). Without `--connectors` the route answers 404 with
+/// what to configure.
 pub fn serve_drift(
     args: &DriftServeArgs,
     connect: Option<&lockstep_connect::ConnectClient>,
+    state_dir: &Path,
+    registry: &mut prometheus_client::registry::Registry,
 ) -> anyhow::Result<axum::Router> {
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    use axum::routing::get;
-
+    let route = |state: DriftRouteState| {
+        axum::Router::new()
+            .route("/api/v1/connectors/drift", axum::routing::get(drift_status))
+            .with_state(state)
+    };
     let Some(dir) = args.connectors_dir.clone() else {
-        let off = || async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(
-                    serde_json::json!({"error": "drift detection is off: start `lockstep serve` with --connectors DIR"}),
-                ),
-            )
-        };
-        return Ok(axum::Router::new()
-            .route("/api/v1/connectors/drift", get(off))
-            .route("/api/v1/connectors/drift/metrics", get(off)));
+        return Ok(route(DriftRouteState(None)));
     };
     let client = connect.cloned().ok_or_else(|| {
         anyhow!("--connectors needs a Kafka Connect cluster: pass --connect-url or configure one in lockstep.yaml")
@@ -467,43 +594,18 @@ pub fn serve_drift(
     };
     // Refuse to start on manifests that do not load, rather than report failures for ever.
     load(&dir, &options)?;
+    let store = open_store(state_dir)?;
+    let cluster = cluster_label(&client);
+    let metrics = DriftMetrics::register(registry);
+    let audit_dir = dir.clone();
     let watcher = DriftWatcher::new(client, move || load(&dir, &options), args.drift_interval)
-        .revert(args.drift_revert);
+        .revert(args.drift_revert)
+        .metrics(metrics);
     let status = watcher.status();
-    tokio::spawn(watcher.run(std::future::pending::<()>(), |_| {}));
-    let json_status = std::sync::Arc::clone(&status);
-    Ok(axum::Router::new()
-        .route(
-            "/api/v1/connectors/drift",
-            get(move || {
-                let status = std::sync::Arc::clone(&json_status);
-                async move {
-                    match status.lock() {
-                        Ok(s) => axum::Json(s.clone()).into_response(),
-                        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                    }
-                }
-            }),
-        )
-        .route(
-            "/api/v1/connectors/drift/metrics",
-            get(move || {
-                let status = std::sync::Arc::clone(&status);
-                async move {
-                    match status.lock() {
-                        Ok(s) => (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4",
-                            )],
-                            s.prometheus(),
-                        )
-                            .into_response(),
-                        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                    }
-                }
-            }),
-        ))
+    tokio::spawn(watcher.run(std::future::pending::<()>(), move |check| {
+        audit_in_loop(Some(&store), &cluster, &audit_dir, check)
+    }));
+    Ok(route(DriftRouteState(Some(status))))
 }
 
 // ------------------------------------------------------------------ views
@@ -777,5 +879,65 @@ mod tests {
         assert!(text.contains("~ update") && text.contains("~ x"), "{text}");
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("Plan: 0 to create, 1 to update"), "{text}");
+    }
+
+    #[test]
+    fn drift_audit_records_land_in_the_store_chained_and_masked() {
+        let live: BTreeMap<String, ConnectorConfig> = [(
+            "orders".to_string(),
+            [
+                ("connector.class", "X"),
+                ("database.password", "live-literal-pw"),
+                ("heartbeat.interval.ms", "7000"),
+            ]
+            .into_iter()
+            .collect(),
+        )]
+        .into();
+        let desired: BTreeMap<String, ConnectorConfig> = [(
+            "orders".to_string(),
+            [
+                ("connector.class", "X"),
+                ("database.password", "declared-literal-pw"),
+                ("heartbeat.interval.ms", "5000"),
+            ]
+            .into_iter()
+            .collect(),
+        )]
+        .into();
+        let report = DriftReport::from_plan(&plan(&desired, &live, false), 1);
+        let check = DriftCheck {
+            report: Some(report),
+            revert: None,
+            error: None,
+            audit: Vec::new(),
+        };
+        let events = audit_events(None, &check, false);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_dir(dir.path()).expect("store");
+        append_audit(
+            &store,
+            "http://connect:8083",
+            Path::new("manifests"),
+            &events,
+        )
+        .expect("append");
+        let records = store.audit_records(None, 0).expect("records");
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(
+            (r.actor.as_str(), r.action.as_str(), r.subject.as_str()),
+            ("connectors-drift", "connectors.drift.detected", "orders")
+        );
+        let details = r.details_json();
+        assert_eq!(details["cluster"], "http://connect:8083");
+        // The store's scrubber keeps the names of the changed settings and the masked values.
+        assert_eq!(details["changes"][0]["setting"], "database.password");
+        assert_eq!(details["changes"][0]["live"], "****");
+        assert_eq!(details["changes"][1]["setting"], "heartbeat.interval.ms");
+        assert_eq!(details["changes"][1]["live"], "7000");
+        assert_eq!(details["changes"][1]["declared"], "5000");
+        assert!(!r.details.contains("literal-pw"), "{}", r.details);
+        assert!(store.verify_chain().expect("verify").intact);
     }
 }

@@ -3,15 +3,18 @@
 
 mod audit_cmd;
 mod bench_cmd;
+mod bench_watch;
 mod bench_workload;
 mod cli;
 mod connect_cmd;
 mod connectors_cmd;
+mod ddl_cmd;
 mod lint_cmd;
 mod output;
 mod serve;
 mod sink_cmd;
 mod sink_service;
+mod status_cmd;
 mod target;
 mod verify_cmd;
 mod watch_cmd;
@@ -97,6 +100,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Watch(args) => watch_cmd::run(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Bench(args) => bench_cmd::run(&cli.global, args).await,
+        Command::Ddl(args) => ddl_cmd::run(&cli.global, args).await,
+        Command::Pipeline(args) => ddl_cmd::run_pipeline(&cli.global, args).await,
+        Command::Status(args) => status_cmd::run(&cli.global, args).await,
     }
 }
 

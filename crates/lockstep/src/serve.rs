@@ -1,5 +1,7 @@
-//! `lockstep serve`: the long-running service. For now it exposes health and a read-only view of
-//! the configured Connect cluster; the sink, DDL orchestrator and watchdog mount here later.
+//! `lockstep serve`: the long-running service: health, a read-only view of the configured
+//! Connect cluster, the sinks of `--pipeline` (`sink_service`), the watchdog of `--watch`, the
+//! connector drift loop of `--connectors` (`connectors_cmd::serve_drift`), one `/metrics` for
+//! all of them, and the OpenAPI spec of every route at `/openapi.json`.
 
 use std::sync::Arc;
 
@@ -20,7 +22,17 @@ use crate::cli::{GlobalArgs, ServeArgs};
         title = "lockstep",
         description = "Day-2 operations for Debezium / Kafka Connect CDC pipelines"
     ),
-    paths(healthz, connectors),
+    paths(
+        healthz,
+        connectors,
+        crate::connectors_cmd::drift_status,
+        crate::sink_service::metrics,
+        crate::sink_service::list,
+        crate::sink_service::show,
+        crate::sink_service::control,
+        crate::sink_service::table_control,
+        crate::sink_service::drain
+    ),
     components(schemas(Health, ConnectorSummary, ApiError))
 )]
 struct ApiDoc;
@@ -152,6 +164,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
             stop.clone(),
         ));
     }
+    // Registered before the registry is shared: one /metrics for the sinks, the watchdog and
+    // the drift loop.
+    let drift = crate::connectors_cmd::serve_drift(
+        &args.drift,
+        connect.as_ref(),
+        &args.watch.watch_state_dir,
+        &mut registry,
+    )?;
     let watchdog = match watchdog_metrics {
         Some(metrics) => Some(crate::watch_cmd::spawn_in_service(
             global,
@@ -170,7 +190,6 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
         args.listen,
         tasks.len()
     );
-    let drift = crate::connectors_cmd::serve_drift(&args.drift, connect.as_ref())?;
     let app = router(Arc::new(AppState { connect })).merge(crate::sink_service::routes(sink_set));
     let app = app.merge(drift);
     let shutdown = crate::sink_cmd::shutdown_flag()?;
@@ -197,7 +216,25 @@ mod tests {
     fn the_openapi_spec_lists_every_route() {
         let spec = serde_json::to_value(ApiDoc::openapi()).expect("spec serialises");
         let paths = spec["paths"].as_object().expect("paths");
-        assert!(paths.contains_key("/healthz"));
-        assert!(paths.contains_key("/api/v1/connectors"));
+        // Every route `serve` mounts (router, sink_service::routes, connectors_cmd::serve_drift).
+        let routes = [
+            ("/healthz", "get"),
+            ("/api/v1/connectors", "get"),
+            ("/api/v1/connectors/drift", "get"),
+            ("/metrics", "get"),
+            ("/api/v1/sinks", "get"),
+            ("/api/v1/sinks/{name}", "get"),
+            ("/api/v1/sinks/{name}/{verb}", "post"),
+            ("/api/v1/sinks/{name}/tables/{table}/{verb}", "post"),
+            ("/api/v1/sinks/{name}/drain", "post"),
+        ];
+        for (path, method) in routes {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing from the spec: {:?}",
+                paths.keys().collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
     }
 }

@@ -72,7 +72,7 @@ pub fn supervise(
 }
 
 #[derive(Serialize, ToSchema)]
-struct SinkError {
+pub(crate) struct SinkError {
     error: String,
 }
 
@@ -86,21 +86,47 @@ fn not_found(name: &str) -> Response {
         .into_response()
 }
 
-/// GET /api/v1/sinks
-async fn list(State(set): State<SinkSet>) -> Json<Vec<SinkStatus>> {
+/// The sinks this process runs, with their status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sinks",
+    responses((status = 200, description = "Every sink's status (state, positions per partition, blocked tables, last error), as a JSON array"))
+)]
+pub(crate) async fn list(State(set): State<SinkSet>) -> Json<Vec<SinkStatus>> {
     Json(set.sinks.values().map(SinkHandle::status).collect())
 }
 
-/// GET /api/v1/sinks/{name}
-async fn show(State(set): State<SinkSet>, Path(name): Path<String>) -> Response {
+/// One sink's status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sinks/{name}",
+    params(("name" = String, Path, description = "The pipeline name (the `name` of its pipeline file)")),
+    responses(
+        (status = 200, description = "The sink's status: state, positions per partition, blocked tables and why, last error"),
+        (status = 404, body = SinkError, description = "No sink of that name runs here")
+    )
+)]
+pub(crate) async fn show(State(set): State<SinkSet>, Path(name): Path<String>) -> Response {
     match set.sinks.get(&name) {
         Some(handle) => Json(handle.status()).into_response(),
         None => not_found(&name),
     }
 }
 
-/// POST /api/v1/sinks/{name}/pause | resume
-async fn control(
+/// Pauses or resumes a sink (it finishes the batch in flight first).
+#[utoipa::path(
+    post,
+    path = "/api/v1/sinks/{name}/{verb}",
+    params(
+        ("name" = String, Path, description = "The pipeline name (the `name` of its pipeline file)"),
+        ("verb" = String, Path, description = "`pause` or `resume`")
+    ),
+    responses(
+        (status = 202, description = "Accepted; the body is the sink's status"),
+        (status = 404, body = SinkError, description = "No sink of that name, or an unknown verb")
+    )
+)]
+pub(crate) async fn control(
     State(set): State<SinkSet>,
     Path((name, verb)): Path<(String, String)>,
 ) -> Response {
@@ -123,8 +149,22 @@ async fn control(
     (StatusCode::ACCEPTED, Json(handle.status())).into_response()
 }
 
-/// POST /api/v1/sinks/{name}/tables/{table}/hold | release
-async fn table_control(
+/// Holds or releases one target table of a sink: a held table's partitions stop right before
+/// its next record until it is released.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sinks/{name}/tables/{table}/{verb}",
+    params(
+        ("name" = String, Path, description = "The pipeline name (the `name` of its pipeline file)"),
+        ("table" = String, Path, description = "The target table, as the sink names it (schema.table)"),
+        ("verb" = String, Path, description = "`hold` or `release`")
+    ),
+    responses(
+        (status = 202, description = "Accepted; the body is the sink's status"),
+        (status = 404, body = SinkError, description = "No sink of that name, or an unknown verb")
+    )
+)]
+pub(crate) async fn table_control(
     State(set): State<SinkSet>,
     Path((name, table, verb)): Path<(String, String, String)>,
 ) -> Response {
@@ -183,7 +223,18 @@ pub struct DrainBehind {
 
 /// POST /api/v1/sinks/{name}/drain: waits until every record before the given offsets is
 /// committed in the target; 200 when drained, 504 with what is behind when the wait ran out.
-async fn drain(
+#[utoipa::path(
+    post,
+    path = "/api/v1/sinks/{name}/drain",
+    params(("name" = String, Path, description = "The pipeline name (the `name` of its pipeline file)")),
+    request_body = DrainRequest,
+    responses(
+        (status = 200, body = DrainAnswer, description = "Everything before the positions is committed in the target"),
+        (status = 504, body = DrainAnswer, description = "The wait ran out; `behind` lists what is not committed yet"),
+        (status = 404, body = SinkError, description = "No sink of that name runs here")
+    )
+)]
+pub(crate) async fn drain(
     State(set): State<SinkSet>,
     Path(name): Path<String>,
     Json(request): Json<DrainRequest>,
@@ -237,8 +288,14 @@ async fn drain(
     }
 }
 
-/// GET /metrics in the OpenMetrics text format.
-async fn metrics(State(set): State<SinkSet>) -> Response {
+/// Every metric of the process (sinks, watchdog, connector drift) in the OpenMetrics text
+/// format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, content_type = "application/openmetrics-text", body = String, description = "lockstep_sink_*, lockstep_watchdog_* and lockstep_connectors_* families"))
+)]
+pub(crate) async fn metrics(State(set): State<SinkSet>) -> Response {
     let mut text = String::new();
     let encoded = match set.registry.lock() {
         Ok(registry) => prometheus_client::encoding::text::encode(&mut text, &registry),

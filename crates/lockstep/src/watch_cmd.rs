@@ -1,6 +1,6 @@
 //! `lockstep watch` and the watchdog task of `lockstep serve --watch`: the thin adapter around
 //! `lockstep-watchdog`. Each cycle reads every connector's status of every configured Connect
-//! cluster (one `GET /connectors?expand=status` per cluster), hands the observation to the pure
+//! cluster (one `GET /connectors?expand=status` per cluster, the clusters concurrently), hands the observation to the pure
 //! [`lockstep_watchdog::decide`], carries out its actions (restart with
 //! `includeTasks=true&onlyFailed=true`, alerts), records each in the audit log of the state
 //! store, and updates the `lockstep_watchdog_*` metrics.
@@ -37,7 +37,10 @@ const ACTOR: &str = "watchdog";
     timeout, database restarting, rebalance) or permanent (authentication, bad config, missing
     table / slot / publication, serialization);
   * restarts retriable failures with includeTasks=true&onlyFailed=true after an exponential
-    backoff with jitter (0, then --initial-backoff doubling up to --max-backoff);
+    backoff with jitter (0, then --initial-backoff doubling up to --max-backoff; a database
+    outage starts at --initial-backoff: an immediate restart would find it still down);
+  * reports a connector recovered only after it stayed RUNNING for --settle and its committed
+    source position moved (Debezium retries a failed start inside a task shown RUNNING);
   * never restarts permanent failures: it raises one alert with the cause and the fix;
   * opens a circuit breaker after --max-restarts restarts within --breaker-window: one alert,
     no restarts until --breaker-cooldown has passed, then one trial restart.
@@ -77,7 +80,8 @@ pub struct WatchArgs {
 /// Restart policy flags, shared by `watch` and `serve --watch`.
 #[derive(Debug, Args, Clone)]
 pub struct PolicyArgs {
-    /// Wait before the second restart of an incident (the first is immediate); doubles after each.
+    /// Wait before the second restart of an incident (the first is immediate, except for a
+    /// database outage, which waits this long first); doubles after each.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub initial_backoff: Duration,
     /// Longest wait between restarts (Strimzi caps at 60 minutes).
@@ -91,6 +95,10 @@ pub struct PolicyArgs {
     /// How long an open circuit suspends restarts before one trial restart.
     #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
     pub breaker_cooldown: Duration,
+    /// An incident is reported recovered once the connector stayed RUNNING this long and its
+    /// committed source position moved (Debezium retries a failed start inside a RUNNING task).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub settle: Duration,
 }
 
 impl PolicyArgs {
@@ -102,6 +110,7 @@ impl PolicyArgs {
             breaker_max_restarts: self.max_restarts,
             breaker_window_ms: ms(self.breaker_window),
             breaker_cooldown_ms: ms(self.breaker_cooldown),
+            settle_ms: ms(self.settle),
             ..RestartPolicy::default()
         }
     }
@@ -117,7 +126,8 @@ pub struct ServeWatchArgs {
     /// Time between watchdog polls.
     #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub watch_interval: Duration,
-    /// Directory of the state store the watchdog audits its actions into.
+    /// Directory of the state store the watchdog (and the drift loop of --connectors) audits
+    /// its actions into.
     #[arg(
         long,
         env = "LOCKSTEP_STATE_DIR",
@@ -275,63 +285,110 @@ impl Watcher {
         }
     }
 
+    /// Reads every cluster, all at once (one cycle costs the slowest cluster, not their sum);
+    /// results are merged in configuration order.
     async fn observe(&self, report: &mut CycleReport) -> ObservedState {
         let mut observed = ObservedState::default();
-        for (cluster, client) in &self.clusters {
-            let started = Instant::now();
-            let labels = ClusterLabels {
-                cluster: cluster.clone(),
-            };
-            match client.list_connectors_expanded(Expand::STATUS).await {
-                Ok(map) => {
-                    for (name, expanded) in map {
-                        if !self.only.is_empty() && !self.only.contains(&name) {
-                            continue;
-                        }
-                        // A connector deleted between the list and the status has none.
-                        let Some(status) = expanded.status else {
-                            continue;
-                        };
-                        let is_source =
-                            status.connector_type == Some(lockstep_connect::ConnectorType::Source);
-                        if self.freshness
-                            && is_source
-                            && status.connector.state == lockstep_connect::ConnectorState::Running
-                        {
-                            self.observe_freshness(cluster, client, &name).await;
-                        }
-                        observed.connectors.push(ObservedConnector {
-                            key: ConnectorKey {
-                                cluster: cluster.clone(),
-                                connector: name,
-                            },
-                            state: State::parse(status.connector.state.as_str()),
-                            trace: status.connector.trace,
-                            tasks: status
-                                .tasks
-                                .into_iter()
-                                .map(|t| ObservedTask {
-                                    id: t.id,
-                                    state: State::parse(t.state.as_str()),
-                                    trace: t.trace,
-                                })
-                                .collect(),
-                        });
-                    }
-                }
+        let results = futures_util::future::join_all(
+            self.clusters
+                .iter()
+                .map(|(cluster, client)| self.observe_cluster(cluster, client)),
+        )
+        .await;
+        for ((cluster, _), result) in self.clusters.iter().zip(results) {
+            match result {
+                Ok(connectors) => observed.connectors.extend(connectors),
                 Err(err) => {
-                    tracing::warn!(cluster = %cluster, error = %err, "watchdog: cannot read connector states");
-                    self.metrics.poll_errors.get_or_create(&labels).inc();
                     observed.unreachable.push(cluster.clone());
-                    report.unreachable.push((cluster.clone(), err.to_string()));
+                    report.unreachable.push((cluster.clone(), err));
                 }
             }
-            self.metrics
-                .poll_seconds
-                .get_or_create(&labels)
-                .observe(started.elapsed().as_secs_f64());
         }
         observed
+    }
+
+    /// One cluster's connectors, or the error text when it did not answer.
+    async fn observe_cluster(
+        &self,
+        cluster: &str,
+        client: &ConnectClient,
+    ) -> Result<Vec<ObservedConnector>, String> {
+        let started = Instant::now();
+        let labels = ClusterLabels {
+            cluster: cluster.to_string(),
+        };
+        let result = match client.list_connectors_expanded(Expand::STATUS).await {
+            Ok(map) => {
+                let mut connectors = Vec::new();
+                for (name, expanded) in map {
+                    if !self.only.is_empty() && !self.only.contains(&name) {
+                        continue;
+                    }
+                    // A connector deleted between the list and the status has none.
+                    let Some(status) = expanded.status else {
+                        continue;
+                    };
+                    let is_source =
+                        status.connector_type == Some(lockstep_connect::ConnectorType::Source);
+                    if self.freshness
+                        && is_source
+                        && status.connector.state == lockstep_connect::ConnectorState::Running
+                    {
+                        self.observe_freshness(cluster, client, &name).await;
+                    }
+                    let key = ConnectorKey {
+                        cluster: cluster.to_string(),
+                        connector: name,
+                    };
+                    // The committed position confirms a recovery. It costs one more request
+                    // (Connect reads its offsets topic), so it is read once when an incident
+                    // starts (the baseline) and then only while a recovery awaits confirmation.
+                    let memory = self.memory.connectors.get(&key);
+                    let wanted = if status.has_failure() {
+                        memory.is_none_or(|m| m.incident_position.is_none())
+                    } else {
+                        memory.is_some_and(|m| m.incident.is_some())
+                    };
+                    let position = if wanted {
+                        match client.get_offsets(&key.connector).await {
+                            Ok(offsets) => Some(position_text(&offsets)),
+                            Err(err) => {
+                                tracing::debug!(connector = %key, error = %err, "watchdog: cannot read offsets; recovery is confirmed by the settle period alone");
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    connectors.push(ObservedConnector {
+                        key,
+                        state: State::parse(status.connector.state.as_str()),
+                        trace: status.connector.trace,
+                        tasks: status
+                            .tasks
+                            .into_iter()
+                            .map(|t| ObservedTask {
+                                id: t.id,
+                                state: State::parse(t.state.as_str()),
+                                trace: t.trace,
+                            })
+                            .collect(),
+                        position,
+                    });
+                }
+                Ok(connectors)
+            }
+            Err(err) => {
+                tracing::warn!(cluster = %cluster, error = %err, "watchdog: cannot read connector states");
+                self.metrics.poll_errors.get_or_create(&labels).inc();
+                Err(err.to_string())
+            }
+        };
+        self.metrics
+            .poll_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 
     async fn observe_freshness(&self, cluster: &str, client: &ConnectClient, name: &str) {
@@ -509,20 +566,33 @@ impl Watcher {
                 key,
                 cause,
                 restarts,
+                healthy_for_ms,
+                position_moved,
             } => {
-                tracing::info!(connector = %key, cause = cause.as_str(), restarts, "watchdog: connector recovered");
+                tracing::info!(connector = %key, cause = cause.as_str(), restarts, healthy_for_ms, ?position_moved, "watchdog: connector recovered");
                 self.audit(
                     "connector.recovered",
                     key,
-                    serde_json::json!({"cause": cause.as_str(), "restarts": restarts}),
+                    serde_json::json!({
+                        "cause": cause.as_str(),
+                        "restarts": restarts,
+                        "running_for_ms": healthy_for_ms,
+                        "position_moved": position_moved,
+                    }),
                 );
+                let proof = match position_moved {
+                    Some(true) => "its source position moved",
+                    Some(false) => "its source position did not move (idle source?)",
+                    None => "source position not observed",
+                };
                 (
                     key.clone(),
                     "recovered".into(),
                     String::new(),
                     format!(
-                        "running again after {} ({restarts} restart(s))",
-                        cause.as_str()
+                        "running again after {} ({restarts} restart(s)); RUNNING for {:.1} s, {proof}",
+                        cause.as_str(),
+                        *healthy_for_ms as f64 / 1000.0
                     ),
                 )
             }
@@ -618,6 +688,18 @@ impl Watcher {
             self.tasks_seen.insert(key, tasks);
         }
     }
+}
+
+/// A connector's committed offsets as one comparable text (partitions sorted), for
+/// [`ObservedConnector::position`]: only equality matters.
+pub fn position_text(offsets: &lockstep_connect::ConnectorOffsets) -> String {
+    let mut parts: Vec<String> = offsets
+        .offsets
+        .iter()
+        .map(|o| serde_json::json!({"partition": o.partition, "offset": o.offset}).to_string())
+        .collect();
+    parts.sort();
+    parts.join("\n")
 }
 
 /// The newest source commit time in a source connector's offsets, in ms since the epoch:
@@ -763,6 +845,25 @@ mod tests {
     }
 
     #[test]
+    fn position_text_ignores_partition_order_and_sees_any_move() {
+        let parse = |json: &str| -> lockstep_connect::ConnectorOffsets {
+            serde_json::from_str(json).expect("offsets JSON")
+        };
+        let a = parse(
+            r#"{"offsets":[{"partition":{"p":1},"offset":{"lsn":5}},{"partition":{"p":2},"offset":{"lsn":7}}]}"#,
+        );
+        let b = parse(
+            r#"{"offsets":[{"partition":{"p":2},"offset":{"lsn":7}},{"partition":{"p":1},"offset":{"lsn":5}}]}"#,
+        );
+        let moved = parse(
+            r#"{"offsets":[{"partition":{"p":1},"offset":{"lsn":5}},{"partition":{"p":2},"offset":{"lsn":8}}]}"#,
+        );
+        assert_eq!(position_text(&a), position_text(&b));
+        assert_ne!(position_text(&a), position_text(&moved));
+        assert_eq!(position_text(&parse(r#"{"offsets":[]}"#)), "");
+    }
+
+    #[test]
     fn policy_flags_map_to_the_policy() {
         let args = PolicyArgs {
             initial_backoff: Duration::from_secs(3),
@@ -770,6 +871,7 @@ mod tests {
             max_restarts: 7,
             breaker_window: Duration::from_secs(60),
             breaker_cooldown: Duration::from_secs(120),
+            settle: Duration::from_secs(7),
         };
         let p = args.policy();
         assert_eq!(
@@ -777,8 +879,8 @@ mod tests {
             (3_000, 600_000, 7)
         );
         assert_eq!(
-            (p.breaker_window_ms, p.breaker_cooldown_ms),
-            (60_000, 120_000)
+            (p.breaker_window_ms, p.breaker_cooldown_ms, p.settle_ms),
+            (60_000, 120_000, 7_000)
         );
     }
 }

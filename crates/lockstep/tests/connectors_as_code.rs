@@ -1,6 +1,7 @@
 //! Connectors as code against the real Connect worker, through the built binary: export a live
 //! connector, change a key, plan shows exactly that key and exits 2, apply makes it so, a
-//! manual change through the REST API is drift (reported, then reverted); an invalid config is
+//! manual change through the REST API is drift (reported by `connectors drift` and by the loop
+//! of `lockstep serve`, both appending it to the store's audit log, then reverted); an invalid config is
 //! stopped by validation before anything changes; the linter finds every planted problem once
 //! and nothing above info in the project's examples.
 
@@ -258,21 +259,19 @@ fn export_plan_apply_and_drift_round_trip() {
         assert_eq!(dry.status.code(), Some(0), "{:?}", text(&dry));
 
         // A manual change through the REST API is drift.
-        rt.block_on(async {
-            let mut manual = fx.client.get_connector_config(name).await.expect("config");
-            manual.insert("heartbeat.interval.ms", "7000");
-            fx.client
-                .put_connector_config(name, &manual)
-                .await
-                .expect("manual put");
-            fx.client
-                .wait_for_state(name, &ExpectedState::running(), Duration::from_secs(120))
-                .await
-                .expect("running");
-        });
+        manual_change(&rt, &fx.client, name, "7000");
+        let cli_state = fx.dir.join("cli-state");
         let drift = lockstep(
             &fx.stack,
-            &["connectors", "drift", s(&manifests), "-o", "json"],
+            &[
+                "connectors",
+                "drift",
+                s(&manifests),
+                "-o",
+                "json",
+                "--state-dir",
+                s(&cli_state),
+            ],
         );
         assert_eq!(drift.status.code(), Some(2), "{:?}", text(&drift));
         let report = json(&drift);
@@ -281,6 +280,10 @@ fn export_plan_apply_and_drift_round_trip() {
         assert_eq!(drifted[0]["name"], name);
         assert_eq!(drifted[0]["changes"][0]["key"], "heartbeat.interval.ms");
         assert_eq!(drifted[0]["changes"][0]["before"], "7000");
+        // ... and appended to the audit log of the state store it was given.
+        let records = drift_records(&cli_state);
+        assert_eq!(actions(&records), [("connectors.drift.detected", name)]);
+        assert_drift_details(&records[0], "7000");
 
         // The service loop (drift --watch) reports the same, one JSON line per check.
         let mut watch = Command::new(env!("CARGO_BIN_EXE_lockstep"))
@@ -308,20 +311,67 @@ fn export_plan_apply_and_drift_round_trip() {
             serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
         assert_eq!(check["report"]["drifted"][0]["name"], name, "{check:#}");
 
-        // `lockstep serve --connectors DIR` runs the loop and reports it over HTTP.
-        let served = serve_drift_status(&fx.stack, &manifests);
+        // `lockstep serve --connectors DIR` runs the loop, reports it over HTTP and in /metrics,
+        // and appends it to the audit log once (not at every check).
+        let serve_state = fx.dir.join("serve-state");
+        let served = serve_drift_status(&fx.stack, &manifests, &serve_state, name, false);
         assert_eq!(served["drifted_connectors"], 1, "{served:#}");
         assert_eq!(
             served["last"]["report"]["drifted"][0]["name"], name,
             "{served:#}"
         );
+        let records = drift_records(&serve_state);
+        assert_eq!(actions(&records), [("connectors.drift.detected", name)]);
+        assert_drift_details(&records[0], "7000");
 
-        // drift --revert restores the declared value; afterwards there is no drift.
+        // drift --revert restores the declared value (audited: detected, reverted); afterwards
+        // there is no drift.
         let revert = lockstep(
             &fx.stack,
-            &["connectors", "drift", s(&manifests), "--revert"],
+            &[
+                "connectors",
+                "drift",
+                s(&manifests),
+                "--revert",
+                "--state-dir",
+                s(&cli_state),
+            ],
         );
         assert_eq!(revert.status.code(), Some(0), "{:?}", text(&revert));
+        let records = drift_records(&cli_state);
+        assert_eq!(
+            actions(&records),
+            [
+                ("connectors.drift.detected", name),
+                ("connectors.drift.detected", name),
+                ("connectors.drift.reverted", name)
+            ]
+        );
+        assert_eq!(records[2].details_json()["state"], "RUNNING");
+        let chain = lockstep_store::Store::open_existing(&cli_state.join(lockstep_store::DB_FILE))
+            .expect("store")
+            .verify_chain()
+            .expect("verify");
+        assert!(chain.intact, "{chain:?}");
+        let live = rt
+            .block_on(fx.client.get_connector_config(name))
+            .expect("config");
+        assert_eq!(live.get("heartbeat.interval.ms"), Some("5000"));
+
+        // Changed by hand again: `serve --drift-revert` puts it back and audits both.
+        manual_change(&rt, &fx.client, name, "7000");
+        let served = serve_drift_status(&fx.stack, &manifests, &serve_state, name, true);
+        assert_eq!(served["reverted_total"], 1, "{served:#}");
+        let records = drift_records(&serve_state);
+        assert_eq!(
+            actions(&records),
+            [
+                ("connectors.drift.detected", name),
+                ("connectors.drift.detected", name),
+                ("connectors.drift.reverted", name)
+            ]
+        );
+        assert_eq!(records[1].details_json()["revert"], true);
         let live = rt
             .block_on(fx.client.get_connector_config(name))
             .expect("config");
@@ -329,6 +379,53 @@ fn export_plan_apply_and_drift_round_trip() {
         let clean = lockstep(&fx.stack, &["connectors", "drift", s(&manifests)]);
         assert_eq!(clean.status.code(), Some(0), "{:?}", text(&clean));
     });
+}
+
+/// Sets heartbeat.interval.ms through the REST API, as an operator would by hand.
+fn manual_change(rt: &tokio::runtime::Runtime, client: &ConnectClient, name: &str, value: &str) {
+    rt.block_on(async {
+        let mut manual = client.get_connector_config(name).await.expect("config");
+        manual.insert("heartbeat.interval.ms", value);
+        client
+            .put_connector_config(name, &manual)
+            .await
+            .expect("manual put");
+        client
+            .wait_for_state(name, &ExpectedState::running(), Duration::from_secs(120))
+            .await
+            .expect("running");
+    });
+}
+
+/// The drift loop's records in the audit log of the state store in `state`.
+fn drift_records(state: &Path) -> Vec<lockstep_store::AuditRecord> {
+    let store = lockstep_store::Store::open_existing(&state.join(lockstep_store::DB_FILE))
+        .unwrap_or_else(|e| panic!("no state store in {}: {e}", state.display()));
+    store
+        .audit_records(None, 0)
+        .expect("audit records")
+        .into_iter()
+        .filter(|r| r.actor == "connectors-drift")
+        .collect()
+}
+
+fn actions(records: &[lockstep_store::AuditRecord]) -> Vec<(&str, &str)> {
+    records
+        .iter()
+        .map(|r| (r.action.as_str(), r.subject.as_str()))
+        .collect()
+}
+
+/// A `detected` record names exactly the changed key, live and declared values.
+fn assert_drift_details(record: &lockstep_store::AuditRecord, live: &str) {
+    let details = record.details_json();
+    let changes = details["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{details:#}");
+    assert_eq!(changes[0]["setting"], "heartbeat.interval.ms");
+    assert_eq!(changes[0]["live"], live);
+    assert_eq!(changes[0]["declared"], "5000");
+    assert_eq!(details["planned"], "update");
+    assert!(details["cluster"].is_string() && details["manifests"].is_string());
 }
 
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -348,9 +445,22 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Starts `lockstep serve` with the drift loop on `manifests` and returns the drift status
-/// after its first check (and checks the metrics endpoint on the way).
-fn serve_drift_status(stack: &Stack, manifests: &Path) -> serde_json::Value {
+/// Starts `lockstep serve` with the drift loop on `manifests` (state store in `state`,
+/// `--drift-revert` when `revert`) and returns the drift status once three checks have run and
+/// the loop's audit record for `connector` (`detected`, or `reverted` when reverting) is in the
+/// store; checks the shared `/metrics` on the way.
+fn serve_drift_status(
+    stack: &Stack,
+    manifests: &Path,
+    state: &Path,
+    connector: &str,
+    revert: bool,
+) -> serde_json::Value {
+    let wanted = if revert {
+        "connectors.drift.reverted"
+    } else {
+        "connectors.drift.detected"
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -366,7 +476,9 @@ fn serve_drift_status(stack: &Stack, manifests: &Path) -> serde_json::Value {
             "--drift-interval",
             "1s",
         ])
+        .args(revert.then_some("--drift-revert"))
         .env("LOCKSTEP_CONNECT_URL", &stack.connect_url)
+        .env("LOCKSTEP_STATE_DIR", state)
         .env_remove("LOCKSTEP_CONFIG")
         .current_dir(std::env::temp_dir())
         .stderr(Stdio::null())
@@ -377,7 +489,12 @@ fn serve_drift_status(stack: &Stack, manifests: &Path) -> serde_json::Value {
     let status = loop {
         if let Some((200, body)) = http_get(&addr, "/api/v1/connectors/drift") {
             let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            if value["checks_total"].as_u64().unwrap_or(0) >= 1 {
+            let recorded = state.join(lockstep_store::DB_FILE).is_file()
+                && drift_records(state)
+                    .iter()
+                    .any(|r| r.subject == connector && r.action == wanted);
+            // Several checks, so a repeated record would show.
+            if value["checks_total"].as_u64().unwrap_or(0) >= 3 && recorded {
                 break Some(value);
             }
             last = Some(body);
@@ -387,17 +504,32 @@ fn serve_drift_status(stack: &Stack, manifests: &Path) -> serde_json::Value {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let metrics = http_get(&addr, "/api/v1/connectors/drift/metrics");
+    let metrics = http_get(&addr, "/metrics");
+    let old_route = http_get(&addr, "/api/v1/connectors/drift/metrics");
     let _ = child.kill();
     let _ = child.wait();
-    let status =
-        status.unwrap_or_else(|| panic!("serve did not report a drift check in 30 s: {last:?}"));
+    let status = status.unwrap_or_else(|| {
+        panic!("serve did not report 3 drift checks and an audit record in 30 s: {last:?}")
+    });
     let (code, text) = metrics.expect("metrics answer");
     assert_eq!(code, 200);
-    assert!(text.contains("lockstep_connectors_drifted 1"), "{text}");
+    let expected = if revert {
+        "lockstep_connectors_drift_reverts_total{outcome=\"applied\"} 1"
+    } else {
+        "lockstep_connectors_drifted 1"
+    };
+    assert!(
+        text.lines().any(|l| l == expected),
+        "{expected} not in {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("lockstep_connectors_drift_checks_total ")),
+        "{text}"
+    );
+    assert_eq!(old_route.map(|(code, _)| code), Some(404));
     status
 }
-
 #[test]
 fn an_invalid_config_is_stopped_by_validation_before_anything_changes() {
     let rt = runtime();

@@ -223,6 +223,10 @@ pub struct SinkPipeline {
     pub errors: ErrorSettings,
     #[serde(default)]
     pub assignment: Assignment,
+    /// The source side of the pipeline (source database, connectors, topic prefix), read and
+    /// validated by `lockstep-ddl-exec` for `lockstep ddl`; the sink does not use it.
+    #[serde(default)]
+    pub source: Option<serde_yaml_ng::Value>,
 }
 
 impl SinkPipeline {

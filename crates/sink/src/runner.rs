@@ -506,9 +506,29 @@ impl Sink {
             }
         }
         let polled_in = polling.elapsed();
+        // A held partition is re-read from its committed offset when it is released; a record
+        // of it that still arrives (fetched before the assignment changed) must not move it.
+        let held = self.held_partitions();
+        if !held.is_empty() {
+            polled.retain(|p| !held.contains(&p.partition_key()));
+            if polled.is_empty() {
+                return Ok(Some(BatchStats::default()));
+            }
+        }
         let count = polled.len();
         let applying = Instant::now();
         let mut result = self.apply(polled).await;
+        // A table blocked in this batch stops its partitions right before the blocking record,
+        // but the consumer has fetched past it. Without a new assignment the next batch would
+        // go on after this one, and its offsets would pass every record the block held back
+        // (the deletes after a blocked change show no drift, so they were applied and
+        // committed, and the held changes were lost). Seek the partitions to their committed
+        // offsets again, the held ones left out.
+        if result.is_ok() && self.held_partitions() != held {
+            if let Err(e) = self.reassign() {
+                result = Err(e);
+            }
+        }
         if let Ok(stats) = &mut result {
             stats.phases.poll = polled_in;
         }
@@ -781,7 +801,8 @@ impl Sink {
                         self.evolve(table_name, &table_records, columns).await?;
                         return Ok(None);
                     }
-                    self.block(table_name, &table_records, &e, cuts);
+                    let first = self.first_unappliable(table_name, &table_records).await?;
+                    self.block(table_name, first, &e, cuts);
                     stats.newly_blocked.push(table_name.to_string());
                     return Ok(None);
                 }
@@ -875,20 +896,51 @@ impl Sink {
         Ok(())
     }
 
-    /// `block`: holds the table at its first record in each partition it appears in.
-    fn block(
+    /// Per partition, the offset of the table's first record the target cannot take on its own
+    /// (drift, missing table): the block starts there, and what comes before it is applied. So
+    /// a batch holding the last changes before a RENAME and the first after it applies the
+    /// former (which the renamed target could no longer take) and holds the latter. Partitions
+    /// without such a record go on. Should no record fail on its own, every partition of the
+    /// table stops at its first record.
+    async fn first_unappliable(
         &mut self,
         table_name: &str,
         table_records: &[&TableRecord],
-        error: &ApplyError,
-        cuts: &mut BTreeMap<PartitionKey, i64>,
-    ) {
+    ) -> Result<BTreeMap<PartitionKey, i64>, ApplyError> {
         let mut first: BTreeMap<PartitionKey, i64> = BTreeMap::new();
         for r in table_records {
             let key = (r.record.topic.clone(), r.record.partition);
-            let entry = first.entry(key).or_insert(r.record.offset);
-            *entry = (*entry).min(r.record.offset);
+            if first.contains_key(&key) {
+                continue;
+            }
+            match self.plan_table(table_name, std::slice::from_ref(r)).await {
+                Err(ApplyError::SchemaDrift { .. } | ApplyError::MissingTable { .. }) => {
+                    first.insert(key, r.record.offset);
+                }
+                // Poison is judged when the batch is planned again without the held records.
+                Ok(_) => {}
+                Err(e) if e.is_poison() => {}
+                Err(e) => return Err(e),
+            }
         }
+        if first.is_empty() {
+            for r in table_records {
+                let key = (r.record.topic.clone(), r.record.partition);
+                let entry = first.entry(key).or_insert(r.record.offset);
+                *entry = (*entry).min(r.record.offset);
+            }
+        }
+        Ok(first)
+    }
+
+    /// `block`: holds the table from `first` (per partition, its first record not to apply).
+    fn block(
+        &mut self,
+        table_name: &str,
+        first: BTreeMap<PartitionKey, i64>,
+        error: &ApplyError,
+        cuts: &mut BTreeMap<PartitionKey, i64>,
+    ) {
         for (key, offset) in &first {
             let cut = cuts.entry(key.clone()).or_insert(*offset);
             *cut = (*cut).min(*offset);

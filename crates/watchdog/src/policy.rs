@@ -11,7 +11,14 @@
 //! * A retriable failure is restarted (`includeTasks=true&onlyFailed=true`) after an exponential
 //!   backoff: 0 for the first restart, then `initial * 2^(n-1)` capped at `max_delay` (Strimzi
 //!   caps its waits at 60 minutes), each delay shortened by up to `jitter_fraction` with the
-//!   jitter the caller passes in (so tests are deterministic).
+//!   jitter the caller passes in (so tests are deterministic). A database outage (connection
+//!   refused / lost, database restarting, timeout) is one step further along: its first restart
+//!   waits `initial` too, since restarting at once only finds the database still down.
+//! * Recovery is confirmed, not assumed: a RUNNING task is no proof (Debezium retries a failed
+//!   start inside a task Connect reports RUNNING). An incident ends with `Recovered` only once the
+//!   connector and its tasks stayed RUNNING for `settle` and, when the adapter observes the
+//!   connector's committed source position, that position moved since the incident began
+//!   (without a move, after `reset_after`: an idle source without heartbeats cannot show one).
 //! * Circuit breaker: `breaker_max_restarts` restarts within `breaker_window` open the circuit
 //!   (one alert, no restarts); after `breaker_cooldown` it is half-open and allows one trial
 //!   restart; a connector healthy for `reset_after` closes it and forgets the attempts.
@@ -95,6 +102,9 @@ pub struct ObservedConnector {
     pub state: State,
     pub trace: Option<String>,
     pub tasks: Vec<ObservedTask>,
+    /// The connector's committed source position (opaque: compared for equality only), when the
+    /// adapter reads it; `None` when not observed. Used to confirm a recovery.
+    pub position: Option<String>,
 }
 
 impl ObservedConnector {
@@ -152,6 +162,9 @@ pub struct RestartPolicy {
     pub breaker_cooldown_ms: u64,
     /// A connector RUNNING this long counts as recovered: attempts are forgotten.
     pub reset_after_ms: u64,
+    /// An incident is reported recovered only after the connector stayed RUNNING this long
+    /// (and its position moved, when observed).
+    pub settle_ms: u64,
 }
 
 impl Default for RestartPolicy {
@@ -164,6 +177,7 @@ impl Default for RestartPolicy {
             breaker_window_ms: 30 * 60_000,
             breaker_cooldown_ms: 30 * 60_000,
             reset_after_ms: 10 * 60_000,
+            settle_ms: 30_000,
         }
     }
 }
@@ -188,6 +202,28 @@ impl RestartPolicy {
         let cut = (base as f64 * self.jitter_fraction.clamp(0.0, 1.0) * jitter) as u64;
         base - cut.min(base)
     }
+
+    /// Wait before restart number `attempt + 1` for a failure with this cause: a database
+    /// outage skips the immediate first restart (see the module documentation).
+    pub fn delay_for_ms(&self, cause: Cause, attempt: u32, jitter: f64) -> u64 {
+        let step = if is_database_outage(cause) {
+            attempt.saturating_add(1)
+        } else {
+            attempt
+        };
+        self.delay_ms(step, jitter)
+    }
+}
+
+/// Causes that mean "the database is not there right now": restarting at once cannot help.
+pub fn is_database_outage(cause: Cause) -> bool {
+    matches!(
+        cause,
+        Cause::ConnectionRefused
+            | Cause::ConnectionLost
+            | Cause::DatabaseRestarting
+            | Cause::Timeout
+    )
 }
 
 /// Circuit breaker of one connector.
@@ -217,8 +253,12 @@ pub struct ConnectorMemory {
     pub healthy_since_ms: Option<u64>,
     /// The alert last raised (kind, cause), so an alert is raised once per incident.
     pub alerted: Option<(AlertKind, Cause)>,
-    /// The failure cause of the incident in progress.
+    /// The failure cause of the incident in progress (until `Recovered`).
     pub incident: Option<Cause>,
+    /// The source position first observed during the incident in progress.
+    pub incident_position: Option<String>,
+    /// The position moved away from `incident_position` while healthy.
+    pub position_moved: bool,
 }
 
 impl Default for ConnectorMemory {
@@ -232,6 +272,8 @@ impl Default for ConnectorMemory {
             healthy_since_ms: None,
             alerted: None,
             incident: None,
+            incident_position: None,
+            position_moved: false,
         }
     }
 }
@@ -280,11 +322,15 @@ pub enum Action {
         attempt: u32,
     },
     Alert(Alert),
-    /// A connector that had an incident is RUNNING again (alerts resolve).
+    /// A connector that had an incident is RUNNING again, confirmed (alerts resolve).
     Recovered {
         key: ConnectorKey,
         cause: Cause,
         restarts: u32,
+        /// How long it had been RUNNING when recovery was confirmed.
+        healthy_for_ms: u64,
+        /// Whether its source position moved since the incident began; `None`: not observed.
+        position_moved: Option<bool>,
     },
 }
 
@@ -335,17 +381,35 @@ fn step(
     else {
         if connector.healthy() {
             let since = *mem.healthy_since_ms.get_or_insert(now);
-            if let Some(cause) = mem.incident.take() {
-                actions.push(Action::Recovered {
-                    key: key.clone(),
-                    cause,
-                    restarts: mem.attempts,
-                });
-                mem.alerted = None;
+            let healthy_for = now.saturating_sub(since);
+            if let Some(cause) = mem.incident {
+                match (&connector.position, &mem.incident_position) {
+                    (Some(now_at), None) => mem.incident_position = Some(now_at.clone()),
+                    (Some(now_at), Some(base)) if now_at != base => mem.position_moved = true,
+                    _ => {}
+                }
+                let observed = mem.incident_position.is_some();
+                let confirmed = !observed || mem.position_moved;
+                if healthy_for >= policy.settle_ms
+                    && (confirmed || healthy_for >= policy.reset_after_ms)
+                {
+                    actions.push(Action::Recovered {
+                        key: key.clone(),
+                        cause,
+                        restarts: mem.attempts,
+                        healthy_for_ms: healthy_for,
+                        position_moved: observed.then_some(mem.position_moved),
+                    });
+                    mem.incident = None;
+                    mem.incident_position = None;
+                    mem.position_moved = false;
+                    mem.alerted = None;
+                }
             }
-            if now.saturating_sub(since) >= policy.reset_after_ms {
+            if healthy_for >= policy.reset_after_ms {
                 mem.attempts = 0;
                 mem.first_failure_ms = None;
+                mem.last_restart_ms = None;
                 mem.breaker = Breaker::Closed;
             }
         } else {
@@ -357,6 +421,9 @@ fn step(
 
     mem.healthy_since_ms = None;
     mem.incident = Some(verdict.cause);
+    if mem.incident_position.is_none() {
+        mem.incident_position = connector.position.clone();
+    }
     let first_failure = *mem.first_failure_ms.get_or_insert(now);
 
     if verdict.kind == FailureKind::Permanent {
@@ -401,7 +468,7 @@ fn step(
     let half_open = matches!(mem.breaker, Breaker::HalfOpen { .. });
     if !half_open {
         let since = mem.last_restart_ms.unwrap_or(first_failure);
-        let due = since.saturating_add(policy.delay_ms(mem.attempts, jitter));
+        let due = since.saturating_add(policy.delay_for_ms(verdict.cause, mem.attempts, jitter));
         if now < due {
             return;
         }
@@ -468,6 +535,8 @@ mod tests {
     const REFUSED: &str = "org.postgresql.util.PSQLException: Connection to pg:5432 refused. Check that the hostname and port are correct and that the postmaster is accepting TCP/IP connections.";
     const AUTH: &str =
         "org.postgresql.util.PSQLException: FATAL: password authentication failed for user \"cdc\"";
+    /// Retriable, but not a database outage: the backoff starts with an immediate restart.
+    const REBALANCE: &str = "org.apache.kafka.connect.runtime.distributed.RebalanceNeededException: Request cannot be completed because a rebalance is expected";
 
     fn key() -> ConnectorKey {
         ConnectorKey {
@@ -477,6 +546,16 @@ mod tests {
     }
 
     fn observed(state: State, task: State, trace: Option<&str>) -> ObservedState {
+        observed_at(state, task, trace, None)
+    }
+
+    /// As `observed`, with the connector's committed source position.
+    fn observed_at(
+        state: State,
+        task: State,
+        trace: Option<&str>,
+        position: Option<&str>,
+    ) -> ObservedState {
         ObservedState {
             connectors: vec![ObservedConnector {
                 key: key(),
@@ -487,6 +566,7 @@ mod tests {
                     state: task,
                     trace: trace.map(str::to_string),
                 }],
+                position: position.map(str::to_string),
             }],
             unreachable: vec![],
         }
@@ -501,6 +581,7 @@ mod tests {
             breaker_window_ms: 60_000,
             breaker_cooldown_ms: 120_000,
             reset_after_ms: 30_000,
+            settle_ms: 5_000,
         }
     }
 
@@ -575,7 +656,7 @@ mod tests {
     #[test]
     fn retriable_failures_restart_with_backoff_then_open_the_circuit() {
         let actions = run(100, |_, _| {
-            observed(State::Running, State::Failed, Some(REFUSED))
+            observed(State::Running, State::Failed, Some(REBALANCE))
         });
         let restarts: Vec<u64> = actions
             .iter()
@@ -593,7 +674,7 @@ mod tests {
             .collect();
         assert_eq!(
             alerts,
-            vec![(15_000, AlertKind::CircuitOpen, Cause::ConnectionRefused)]
+            vec![(15_000, AlertKind::CircuitOpen, Cause::Rebalance)]
         );
         assert!(actions.iter().all(|(_, a)| match a {
             Action::Restart { only_failed, .. } => *only_failed,
@@ -604,7 +685,7 @@ mod tests {
     #[test]
     fn half_open_allows_one_trial_then_reopens() {
         let actions = run(400, |_, _| {
-            observed(State::Running, State::Failed, Some(REFUSED))
+            observed(State::Running, State::Failed, Some(REBALANCE))
         });
         let restarts: Vec<u64> = actions
             .iter()
@@ -625,16 +706,39 @@ mod tests {
     }
 
     #[test]
-    fn recovery_is_reported_and_attempts_reset_after_a_healthy_period() {
-        // Failing for 5 s, then healthy; fails again at 100 s.
-        let actions = run(110, |now, _| {
-            if !(5_000..100_000).contains(&now) {
-                observed(State::Running, State::Failed, Some(REFUSED))
-            } else {
-                observed(State::Running, State::Running, None)
-            }
-        });
-        let summary: Vec<(u64, &str)> = actions
+    fn a_database_outage_waits_one_backoff_step_before_the_first_restart() {
+        // (trace, restart times over 30 s of the same failure). Breaker: 4 restarts per 60 s.
+        let table: &[(&str, &[u64])] = &[
+            (REBALANCE, &[0, 1_000, 3_000, 7_000]),
+            (REFUSED, &[1_000, 3_000, 7_000, 15_000]),
+            (
+                "org.postgresql.util.PSQLException: FATAL: the database system is shutting down",
+                &[1_000, 3_000, 7_000, 15_000],
+            ),
+            (
+                "org.postgresql.util.PSQLException: An I/O error occurred while sending to the backend.",
+                &[1_000, 3_000, 7_000, 15_000],
+            ),
+        ];
+        for (trace, want) in table {
+            let actions = run(30, |_, _| {
+                observed(State::Running, State::Failed, Some(trace))
+            });
+            let restarts: Vec<u64> = actions
+                .iter()
+                .filter(|(_, a)| matches!(a, Action::Restart { .. }))
+                .map(|(t, _)| *t)
+                .collect();
+            assert_eq!(&restarts, want, "{trace}");
+        }
+        let p = policy();
+        assert_eq!(p.delay_for_ms(Cause::ConnectionRefused, 0, 0.0), 1_000);
+        assert_eq!(p.delay_for_ms(Cause::Rebalance, 0, 0.0), 0);
+        assert_eq!(p.delay_for_ms(Cause::Timeout, 1, 0.0), 2_000);
+    }
+
+    fn summary(actions: &[(u64, Action)]) -> Vec<(u64, &'static str)> {
+        actions
             .iter()
             .map(|(t, a)| {
                 (
@@ -643,33 +747,121 @@ mod tests {
                         Action::Restart { attempt: 1, .. } => "restart#1",
                         Action::Restart { .. } => "restart#n",
                         Action::Alert(_) => "alert",
-                        Action::Recovered { .. } => "recovered",
+                        Action::Recovered {
+                            position_moved: None,
+                            ..
+                        } => "recovered",
+                        Action::Recovered {
+                            position_moved: Some(true),
+                            ..
+                        } => "recovered(moved)",
+                        Action::Recovered {
+                            position_moved: Some(false),
+                            ..
+                        } => "recovered(unmoved)",
                     },
                 )
             })
-            .collect();
-        assert_eq!(
-            summary,
-            vec![
-                (0, "restart#1"),
-                (1_000, "restart#n"),
-                (3_000, "restart#n"),
-                (5_000, "recovered"),
-                // healthy for more than 30 s: the next incident starts from attempt 1 at once,
-                // with the backoff from its start again.
-                (100_000, "restart#1"),
-                (101_000, "restart#n"),
-                (103_000, "restart#n"),
-                (107_000, "restart#n"),
-            ]
-        );
+            .collect()
+    }
+
+    #[test]
+    fn recovery_is_confirmed_by_a_settle_period_and_a_moving_position() {
+        type World = Box<dyn Fn(u64) -> ObservedState>;
+        /// (name, seconds to run, the world, the expected actions).
+        type Case = (&'static str, u64, World, Vec<(u64, &'static str)>);
+        let failed = |pos: Option<&'static str>| {
+            observed_at(State::Running, State::Failed, Some(REFUSED), pos)
+        };
+        let running =
+            |pos: Option<&'static str>| observed_at(State::Running, State::Running, None, pos);
+        let table: Vec<Case> = vec![
+            (
+                // No position observed: RUNNING for the settle period (5 s) is the proof.
+                // Healthy for more than 30 s: the next incident starts from attempt 1 again.
+                "settle only, then a new incident",
+                110,
+                Box::new(move |now| {
+                    if (5_000..100_000).contains(&now) {
+                        running(None)
+                    } else {
+                        failed(None)
+                    }
+                }),
+                vec![
+                    (1_000, "restart#1"),
+                    (3_000, "restart#n"),
+                    (10_000, "recovered"),
+                    (101_000, "restart#1"),
+                    (103_000, "restart#n"),
+                    (107_000, "restart#n"),
+                ],
+            ),
+            (
+                // The fault test's course: the database is down from 0 to 20 s; the task fails,
+                // is restarted and then shows RUNNING while Debezium retries inside it; the
+                // position moves only once the database is back and changes flow (25 s).
+                "RUNNING while the database is still down is not recovery",
+                60,
+                Box::new(move |now| match now {
+                    0..=1_999 => failed(Some("lsn=100")),
+                    2_000..=24_999 => running(Some("lsn=100")),
+                    _ => running(Some("lsn=180")),
+                }),
+                vec![(1_000, "restart#1"), (25_000, "recovered(moved)")],
+            ),
+            (
+                // The position moves right after the restart: still the settle period first.
+                "a moving position still waits for the settle period",
+                30,
+                Box::new(move |now| match now {
+                    0..=1_999 => failed(Some("lsn=100")),
+                    _ => running(Some(if now < 3_000 { "lsn=100" } else { "lsn=150" })),
+                }),
+                vec![(1_000, "restart#1"), (7_000, "recovered(moved)")],
+            ),
+            (
+                // An idle source without heartbeats never moves: recovered after reset_after
+                // (30 s of RUNNING), saying the position did not move.
+                "a position that never moves ends the incident after reset_after",
+                60,
+                Box::new(move |now| {
+                    if now < 2_000 {
+                        failed(Some("lsn=100"))
+                    } else {
+                        running(Some("lsn=100"))
+                    }
+                }),
+                vec![(1_000, "restart#1"), (32_000, "recovered(unmoved)")],
+            ),
+            (
+                // RUNNING for less than the settle period, then FAILED again: one incident,
+                // the backoff goes on, no recovery in between.
+                "flapping is one incident",
+                20,
+                Box::new(move |now| match now {
+                    2_000..=3_999 | 5_000..=5_999 => running(None),
+                    _ => failed(None),
+                }),
+                vec![
+                    (1_000, "restart#1"),
+                    (4_000, "restart#n"),
+                    (8_000, "restart#n"),
+                    (16_000, "restart#n"),
+                ],
+            ),
+        ];
+        for (name, seconds, world, want) in table {
+            let actions = run(seconds, |now, _| world(now));
+            assert_eq!(summary(&actions), want, "{name}: {actions:?}");
+        }
     }
 
     #[test]
     fn unreachable_clusters_keep_their_memory_and_deleted_connectors_are_forgotten() {
         let p = policy();
         let (_, memory) = decide(
-            &observed(State::Running, State::Failed, Some(REFUSED)),
+            &observed(State::Running, State::Failed, Some(REBALANCE)),
             &PolicyState::default(),
             0,
             &p,

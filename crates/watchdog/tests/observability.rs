@@ -1,7 +1,8 @@
 //! The alert rules (`deploy/prometheus/lockstep-rules.yaml`) and the Grafana dashboard
-//! (`deploy/grafana/lockstep.json`) only use metrics that lockstep's code registers: the sink's
-//! and the watchdog's families are registered into one registry, encoded, and every metric name
-//! in the files must be one of the encoded sample names.
+//! (`deploy/grafana/lockstep.json`) only use metrics that lockstep's code registers: the sink's,
+//! the watchdog's and the connector drift loop's families are registered into one registry (as
+//! `lockstep serve` does), encoded, and every metric name in the files must be one of the
+//! encoded sample names.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ fn exposed() -> (BTreeSet<String>, String) {
     let mut registry = Registry::default();
     let sink = SinkMetrics::register(&mut registry);
     let wd = WatchdogMetrics::register(&mut registry);
+    let drift = lockstep_connectors::DriftMetrics::register(&mut registry);
     // A family without series encodes nothing: give every family one series.
     use lockstep_sink::metrics as sm;
     use lockstep_watchdog::metrics as wm;
@@ -90,6 +92,7 @@ fn exposed() -> (BTreeSet<String>, String) {
             state: lockstep_watchdog::policy::State::Running,
             trace: None,
         }],
+        position: None,
     });
     wd.restarts.get_or_create(&cause).inc();
     wd.alerts
@@ -124,6 +127,16 @@ fn exposed() -> (BTreeSet<String>, String) {
     wd.consumer_lag_seconds.get_or_create(&group).set(0.0);
     wd.poll_errors.get_or_create(&cluster).inc();
     wd.poll_seconds.get_or_create(&cluster).observe(0.01);
+    drift.drifted.set(0);
+    drift.checks.inc();
+    drift.check_failures.inc();
+    drift.detected.inc();
+    drift
+        .reverts
+        .get_or_create(&lockstep_connectors::metrics::RevertLabels {
+            outcome: "applied".into(),
+        })
+        .inc();
     let mut text = String::new();
     encode(&mut text, &registry).expect("encode");
     let mut names = BTreeSet::new();
@@ -251,6 +264,7 @@ fn alert_rules_use_only_exposed_metrics_and_defined_recordings() {
         "LockstepSinkTableBlocked",
         "LockstepDeadLettersGrowing",
         "LockstepSlotWalRetentionHigh",
+        "LockstepConnectorDrift",
     ] {
         assert!(alerts.contains(name), "missing alert {name}");
     }

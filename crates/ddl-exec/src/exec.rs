@@ -1,0 +1,875 @@
+//! The executor: runs a plan's steps one by one on the live systems, with every step
+//! persisted in the store before and after it runs (`lockstep-store`), so that after a crash
+//! at any point [`Executor::run`] resumes the operation or compensates it, and says which.
+//!
+//! Steps it runs for real: audit record, source DDL (PostgreSQL, `lock_timeout`, bounded
+//! retries), target DDL (PostgreSQL, MariaDB / MySQL), target schema verification. That covers
+//! the target-first and source-only strategies; a plan that needs any other step (connector
+//! pause, sink hold, marks, waits, snapshots...) is refused by [`unsupported_steps`] before
+//! anything is recorded or run.
+
+use lockstep_connect::{ConnectClient, ExpectedState};
+use lockstep_ddl::{Catalog, TableAfter};
+use lockstep_ddl_plan::{Compensation, Plan, Step, StepKind};
+use lockstep_store::{
+    AuditEntry, NewOperation, OperationId, OperationOutcome, OperationState, StepOutcome,
+    StepState, StepStatus, StepTicket, Store,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_postgres::Client;
+
+use crate::error::ExecError;
+use crate::introspect;
+use crate::pipeline::DdlPipeline;
+use crate::position;
+use crate::sink_api::SinkApi;
+use crate::source::run_ddl;
+use crate::target::TargetDb;
+
+/// Longest wait for a connector to reach PAUSED / RUNNING.
+const CONNECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn connect_err(connector: &str, e: lockstep_connect::ConnectError) -> ExecError {
+    ExecError::Connect {
+        what: "Kafka Connect",
+        target: format!("connector {connector}"),
+        reason: e.to_string(),
+    }
+}
+
+/// The operation kind in the store.
+pub const KIND: &str = "ddl";
+
+/// What the store keeps as an operation's plan: the pipeline file it ran against and the plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPlan {
+    pub pipeline: String,
+    pub plan: Plan,
+}
+
+/// The step kind's name, as plans serialise it (`source_ddl`...).
+pub fn step_name(step: &Step) -> String {
+    serde_json::to_value(&step.kind)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "step".into())
+}
+
+/// What the environment offers the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A Kafka Connect cluster is configured (pause / resume, waits).
+    pub connect: bool,
+    /// The pipeline names the running sink's API (`source.sink_api`).
+    pub sink_api: bool,
+    /// The sink's `schema_drift` policy is `block`: it stops a table at its first change the
+    /// target cannot take, which is how a boundary plan holds it at the DDL.
+    pub block_policy: bool,
+    /// Run boundary plans with the block-policy hold anyway (tests only; see `missing`).
+    pub experimental_hold: bool,
+}
+
+impl Capabilities {
+    pub fn of(pipeline: &DdlPipeline, connect: bool) -> Self {
+        Self {
+            connect,
+            sink_api: pipeline.source.sink_api.is_some(),
+            block_policy: matches!(
+                pipeline.sink.schema_drift,
+                lockstep_sink::DriftPolicy::Block
+            ),
+            experimental_hold: std::env::var_os("LOCKSTEP_EXPERIMENTAL_BOUNDARY").is_some(),
+        }
+    }
+}
+
+/// Why this executor cannot run a step here, if it cannot (pure).
+fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
+    let needs_connect = "the Kafka Connect cluster (--connect-url or lockstep.yaml)";
+    match kind {
+        StepKind::AuditRecord { .. }
+        | StepKind::TargetDdl { .. }
+        | StepKind::VerifyTargetSchema { .. }
+        | StepKind::MarkSourcePosition { .. }
+        | StepKind::VerifyRows { .. } => None,
+        StepKind::SourceDdl {
+            in_quiesce_session, ..
+        } => in_quiesce_session.then_some("support for quiescing a table (not built yet)"),
+        StepKind::WaitSinkApplied { .. }
+        | StepKind::PauseConnector { .. }
+        | StepKind::ResumeConnector { .. } => (!caps.connect).then_some(needs_connect),
+        // Implemented below, but not offered yet. The real-stack test
+        // (crates/lockstep/tests/ddl_cdc.rs, rename_column_at_the_boundary_while_rows_flow)
+        // found the sink losing the deletes after a block (it kept reading past the cut); the
+        // sink now re-assigns after a block and cuts at the first unappliable record
+        // (crates/sink/tests/sink_block_release.rs), and the test has passed since, but a
+        // handful of runs is not a soak: fail closed until the soak test of issue 4 exists.
+        StepKind::HoldSinkTable { .. } | StepKind::ReleaseSinkTable { .. }
+            if !caps.experimental_hold =>
+        {
+            Some("a sink hold at the DDL's position proven safe under a soak test (not enabled yet; LOCKSTEP_EXPERIMENTAL_BOUNDARY=1 turns it on for testing)")
+        }
+        StepKind::HoldSinkTable { .. } | StepKind::ReleaseSinkTable { .. } => {
+            if !caps.block_policy {
+                Some("the sink's schema_drift policy `block` (it holds the table at the DDL)")
+            } else if !caps.sink_api {
+                Some("the running sink's API in the pipeline file (source.sink_api)")
+            } else {
+                None
+            }
+        }
+        _ => Some("support for this step (not built yet)"),
+    }
+}
+
+/// Steps of these plans this executor cannot run here (pure). Empty: every plan can run.
+pub fn unsupported_steps(plans: &[Plan], caps: Capabilities) -> Vec<ExecError> {
+    let mut out = Vec::new();
+    for p in plans {
+        for s in &p.steps {
+            if let Some(needs) = missing(&s.kind, caps) {
+                out.push(ExecError::Unsupported {
+                    step: s.n,
+                    kind: step_name(s),
+                    strategy: p.strategy.to_string(),
+                    needs: needs.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The store record of a plan, all steps pending.
+pub fn new_operation(pipeline: &str, plan: &Plan, actor: &str) -> Result<NewOperation, ExecError> {
+    let stored = StoredPlan {
+        pipeline: pipeline.to_string(),
+        plan: plan.clone(),
+    };
+    let subject = if plan.tables.is_empty() {
+        plan.summary.clone()
+    } else {
+        plan.tables
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(NewOperation {
+        kind: KIND.into(),
+        subject,
+        requested_by: actor.to_string(),
+        plan: serde_json::to_value(&stored).map_err(|e| ExecError::StoredPlan {
+            operation: 0,
+            reason: e.to_string(),
+        })?,
+        steps: plan.steps.iter().map(step_name).collect(),
+        require_approval: false,
+    })
+}
+
+/// Read an operation's stored plan.
+pub fn stored_plan(id: OperationId, plan: &Value) -> Result<StoredPlan, ExecError> {
+    serde_json::from_value(plan.clone()).map_err(|e| ExecError::StoredPlan {
+        operation: id.0,
+        reason: e.to_string(),
+    })
+}
+
+/// How a run of an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RunOutcome {
+    Succeeded,
+    /// A step before the point of no return failed; what ran was undone.
+    Compensated {
+        reason: String,
+    },
+    /// A compensation could not be completed (see the steps); the operation is Failed.
+    Failed {
+        reason: String,
+    },
+    /// A step at or after the point of no return failed: the source has changed, so the plan
+    /// must be finished, not undone. The operation stays running; `lockstep ddl resume`
+    /// retries from this step once the cause is fixed.
+    Stopped {
+        step: usize,
+        reason: String,
+    },
+    /// The operation was already finished.
+    AlreadyFinished {
+        state: String,
+    },
+}
+
+/// What recovery decided about a step left running by a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recovery {
+    pub operation: i64,
+    pub step: usize,
+    pub kind: String,
+    pub decision: String,
+}
+
+/// Does the source show the tables as the statement leaves them (pure)? Column names, types
+/// and nullability; a dropped table must be absent.
+pub fn source_shows(after: &[TableAfter], catalog: &Catalog) -> bool {
+    after.iter().all(|a| match &a.schema {
+        None => catalog.table(&a.table).is_none(),
+        Some(want) => catalog.table(&want.name).is_some_and(|have| {
+            have.columns.len() == want.columns.len()
+                && want.columns.iter().all(|w| {
+                    have.columns.iter().any(|h| {
+                        h.name == w.name && h.data_type == w.data_type && h.nullable == w.nullable
+                    })
+                })
+        }),
+    })
+}
+
+pub struct Executor<'a> {
+    pub store: &'a Store,
+    pub pipeline: &'a DdlPipeline,
+    /// The pipeline's Kafka Connect cluster (needed to wait for the sink).
+    pub connect: Option<ConnectClient>,
+    pub source: &'a mut Client,
+    pub target: &'a mut TargetDb,
+    /// The source database's name, for messages.
+    pub database: String,
+    pub actor: String,
+    /// Decisions taken about interrupted steps, in order.
+    pub recoveries: Vec<Recovery>,
+}
+
+fn millis_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Executor<'_> {
+    /// Run (or resume) one operation to its end.
+    pub async fn run(&mut self, id: OperationId) -> Result<RunOutcome, ExecError> {
+        let op = self.store.get(id)?;
+        let stored = stored_plan(id, &op.plan)?;
+        let plan = stored.plan;
+        match op.state {
+            OperationState::Approved => self.store.start_operation(id, &self.actor)?,
+            OperationState::Running | OperationState::Cancelling => {}
+            other => {
+                return Ok(RunOutcome::AlreadyFinished {
+                    state: other.as_str().to_string(),
+                })
+            }
+        }
+        let mut states: Vec<StepState> = op.steps.iter().map(|s| s.state.clone()).collect();
+        if states.len() != plan.steps.len() {
+            return Err(ExecError::StoredPlan {
+                operation: id.0,
+                reason: format!(
+                    "{} steps stored, {} in the plan",
+                    states.len(),
+                    plan.steps.len()
+                ),
+            });
+        }
+        // A compensation interrupted by a crash goes on where it stopped.
+        if states.iter().any(|s| {
+            matches!(
+                s.status(),
+                StepStatus::Compensating | StepStatus::Compensated
+            )
+        }) {
+            let last = states.len().saturating_sub(1);
+            return self
+                .compensate(
+                    id,
+                    &plan,
+                    &mut states,
+                    last,
+                    "resuming an interrupted compensation".into(),
+                )
+                .await;
+        }
+        for i in 0..plan.steps.len() {
+            let step = &plan.steps[i];
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let before_no_return = step.n < plan.point_of_no_return;
+            let ticket = match states[i].clone() {
+                StepState::Succeeded { .. } | StepState::Skipped => continue,
+                StepState::Pending => {
+                    if let Some(reason) = self.already_ran(step).await? {
+                        self.store.skip_step(id, index, &reason, &self.actor)?;
+                        states[i] = StepState::Skipped;
+                        continue;
+                    }
+                    self.store.begin_step(id, index, &self.actor)?
+                }
+                StepState::Running { attempt, .. } => {
+                    match self.recover(id, &plan, step, attempt).await? {
+                        Recover::Retry(ticket) => ticket,
+                        Recover::Done => {
+                            states[i] = StepState::Succeeded {
+                                finished_at: lockstep_store::Timestamp::now(),
+                                output: Value::Null,
+                            };
+                            continue;
+                        }
+                        Recover::Compensate(reason) => {
+                            return self.compensate(id, &plan, &mut states, i, reason).await;
+                        }
+                    }
+                }
+                StepState::Failed { error, .. } => {
+                    if before_no_return || self.source_unchanged(&plan, step).await? {
+                        return self.compensate(id, &plan, &mut states, i, error).await;
+                    }
+                    let attempt = self
+                        .store
+                        .get(id)?
+                        .steps
+                        .get(i)
+                        .map(|s| s.attempt)
+                        .unwrap_or(0);
+                    self.note(id, step, "failed before; rolled forward: retried");
+                    self.store.retry_step(id, index, attempt, &self.actor)?
+                }
+                // Handled before the loop: a compensation resumes as a whole.
+                StepState::Compensating | StepState::Compensated => continue,
+            };
+            match self.execute(id, &plan, step).await {
+                Ok(output) => {
+                    self.store.finish_step(
+                        &ticket,
+                        StepOutcome::Succeeded(output.clone()),
+                        &self.actor,
+                    )?;
+                    states[i] = StepState::Succeeded {
+                        finished_at: lockstep_store::Timestamp::now(),
+                        output,
+                    };
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.store.finish_step(
+                        &ticket,
+                        StepOutcome::Failed(reason.clone()),
+                        &self.actor,
+                    )?;
+                    states[i] = StepState::Failed {
+                        error: reason.clone(),
+                    };
+                    if before_no_return || self.source_unchanged(&plan, step).await? {
+                        return self.compensate(id, &plan, &mut states, i, reason).await;
+                    }
+                    return Ok(RunOutcome::Stopped {
+                        step: step.n,
+                        reason,
+                    });
+                }
+            }
+        }
+        self.store
+            .finish_operation(id, OperationOutcome::Succeeded, &self.actor)?;
+        Ok(RunOutcome::Succeeded)
+    }
+
+    fn note(&mut self, id: OperationId, step: &Step, decision: &str) {
+        let r = Recovery {
+            operation: id.0,
+            step: step.n,
+            kind: step_name(step),
+            decision: decision.to_string(),
+        };
+        let entry = AuditEntry::new(
+            self.actor.clone(),
+            "ddl.recovered",
+            format!("operation {}", id.0),
+            json!({"operation_id": id.0, "step": step.n, "kind": r.kind, "decision": decision}),
+        );
+        if let Err(e) = self.store.append_audit(&entry) {
+            tracing::warn!("cannot audit a recovery decision: {e}");
+        }
+        tracing::warn!(operation = id.0, step = step.n, "{decision}");
+        self.recoveries.push(r);
+    }
+
+    /// A `skip_if` check that holds, as the reason to skip.
+    async fn already_ran(&mut self, step: &Step) -> Result<Option<String>, ExecError> {
+        for check in &step.skip_if {
+            if self.target.check(check).await? {
+                return Ok(Some(format!(
+                    "already done: {}",
+                    serde_json::to_string(check).unwrap_or_default()
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A step found Running: the process died while it ran.
+    async fn recover(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        step: &Step,
+        attempt: u32,
+    ) -> Result<Recover, ExecError> {
+        let index = u32::try_from(step.n.saturating_sub(1)).unwrap_or(u32::MAX);
+        if let Some(reason) = self.already_ran(step).await? {
+            let ticket = self.store.retry_step(id, index, attempt, &self.actor)?;
+            self.store.finish_step(
+                &ticket,
+                StepOutcome::Succeeded(json!({"recovered": reason})),
+                &self.actor,
+            )?;
+            self.note(
+                id,
+                step,
+                &format!("interrupted; {reason}: recorded as done"),
+            );
+            return Ok(Recover::Done);
+        }
+        if let StepKind::SourceDdl { transactional, .. } = &step.kind {
+            let catalog = self.read_after(plan).await?;
+            if source_shows(&plan.source_after, &catalog) {
+                let ticket = self.store.retry_step(id, index, attempt, &self.actor)?;
+                self.store.finish_step(
+                    &ticket,
+                    StepOutcome::Succeeded(
+                        json!({"recovered": "the source already shows the change"}),
+                    ),
+                    &self.actor,
+                )?;
+                self.note(
+                    id,
+                    step,
+                    "interrupted; the source already shows the change (it committed before the crash): recorded as done, rolled forward",
+                );
+                return Ok(Recover::Done);
+            }
+            if *transactional {
+                self.note(
+                    id,
+                    step,
+                    "interrupted; the source does not show the change (a transactional DDL that did not commit): retried",
+                );
+                return Ok(Recover::Retry(self.store.retry_step(
+                    id,
+                    index,
+                    attempt,
+                    &self.actor,
+                )?));
+            }
+        }
+        if step.idempotent {
+            self.note(id, step, "interrupted; idempotent: retried");
+            return Ok(Recover::Retry(self.store.retry_step(
+                id,
+                index,
+                attempt,
+                &self.actor,
+            )?));
+        }
+        if step.n < plan.point_of_no_return {
+            self.note(
+                id,
+                step,
+                "interrupted; not idempotent and no check tells whether it ran: compensated",
+            );
+            return Ok(Recover::Compensate(format!(
+                "step {} was interrupted and cannot be retried safely",
+                step.n
+            )));
+        }
+        self.note(
+            id,
+            step,
+            "interrupted after the point of no return: retried forward",
+        );
+        Ok(Recover::Retry(self.store.retry_step(
+            id,
+            index,
+            attempt,
+            &self.actor,
+        )?))
+    }
+
+    /// A failed source DDL that was transactional and whose change the source does not show
+    /// did not commit: the source is as before, so the plan can still be undone.
+    async fn source_unchanged(&mut self, plan: &Plan, step: &Step) -> Result<bool, ExecError> {
+        if !matches!(
+            step.kind,
+            StepKind::SourceDdl {
+                transactional: true,
+                ..
+            }
+        ) {
+            return Ok(false);
+        }
+        let catalog = self.read_after(plan).await?;
+        Ok(!source_shows(&plan.source_after, &catalog))
+    }
+
+    /// The source catalog of the tables the statement leaves (those that exist).
+    async fn read_after(&mut self, plan: &Plan) -> Result<Catalog, ExecError> {
+        let names: Vec<_> = plan
+            .source_after
+            .iter()
+            .map(|a| {
+                a.schema
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_else(|| a.table.clone())
+            })
+            .collect();
+        let rows = introspect::read_rows(self.source, &names).await?;
+        let present: Vec<_> = names
+            .into_iter()
+            .filter(|n| {
+                rows.relations.iter().any(|r| {
+                    r.schema == n.schema && r.name == n.name && (r.kind == "r" || r.kind == "p")
+                })
+            })
+            .collect();
+        introspect::build_catalog(&rows, &self.database, &present, &[])
+    }
+
+    async fn execute(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        step: &Step,
+    ) -> Result<Value, ExecError> {
+        self.execute_kind(id, plan, &step.kind, step.n).await
+    }
+
+    async fn execute_kind(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        kind: &StepKind,
+        n: usize,
+    ) -> Result<Value, ExecError> {
+        let started = std::time::Instant::now();
+        match kind {
+            StepKind::AuditRecord { stage } => {
+                let stage = serde_json::to_value(stage)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let rec = self.store.append_audit(&AuditEntry::new(
+                    self.actor.clone(),
+                    format!("ddl.{stage}"),
+                    plan.tables
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    json!({
+                        "operation_id": id.0,
+                        "statement": plan.statement,
+                        "sql": plan.sql,
+                        "summary": plan.summary,
+                        "risk": plan.risk,
+                        "strategy": plan.strategy,
+                    }),
+                ))?;
+                Ok(json!({"seq": rec.seq}))
+            }
+            StepKind::SourceDdl {
+                sql,
+                lock_timeout_ms,
+                retries,
+                transactional,
+                mark,
+                ..
+            } => {
+                let content = mark
+                    .as_ref()
+                    .map(|m| json!({"operation_id": id.0, "mark": m}).to_string());
+                let run = run_ddl(
+                    self.source,
+                    sql,
+                    *lock_timeout_ms,
+                    *retries,
+                    *transactional,
+                    content.as_deref(),
+                )
+                .await?;
+                Ok(json!(run))
+            }
+            StepKind::PauseConnector { connector } => {
+                let c = self.connect(n, "pause_connector")?;
+                c.pause_connector(connector)
+                    .await
+                    .map_err(|e| connect_err(connector, e))?;
+                c.wait_for_state(connector, &ExpectedState::paused(), CONNECTOR_WAIT)
+                    .await
+                    .map_err(|e| connect_err(connector, e))?;
+                Ok(json!({"state": "PAUSED"}))
+            }
+            StepKind::ResumeConnector { connector } => {
+                let c = self.connect(n, "resume_connector")?;
+                c.resume_connector(connector)
+                    .await
+                    .map_err(|e| connect_err(connector, e))?;
+                c.wait_for_state(connector, &ExpectedState::running(), CONNECTOR_WAIT)
+                    .await
+                    .map_err(|e| connect_err(connector, e))?;
+                Ok(json!({"state": "RUNNING"}))
+            }
+            StepKind::HoldSinkTable { table, at_mark } => {
+                // The sink's `block` policy holds the table at its first change the target
+                // cannot take yet: the first one after the DDL. Check the sink answers.
+                let api = self.sink_api()?;
+                let blocked = api.blocked().await?;
+                Ok(json!({
+                    "table": self.pipeline.facts().target_table(table).name,
+                    "at_mark": at_mark,
+                    "held_by": "schema_drift: block",
+                    "held_now": blocked,
+                }))
+            }
+            StepKind::ReleaseSinkTable { table } => {
+                let api = self.sink_api()?;
+                let name = self.pipeline.facts().target_table(table).name;
+                api.release(&name).await?;
+                Ok(json!({"released": name}))
+            }
+            StepKind::TargetDdl { sql, .. } => {
+                self.target.execute(sql).await?;
+                Ok(json!({"duration_ms": millis_since(started)}))
+            }
+            StepKind::MarkSourcePosition { mark } => {
+                let content = json!({"operation_id": id.0, "mark": mark}).to_string();
+                let lsn = position::emit_mark(self.source, &content).await?;
+                Ok(json!({"mark": mark, "lsn": lsn}))
+            }
+            StepKind::WaitSinkApplied {
+                mark,
+                tables,
+                timeout_ms,
+            } => {
+                let lsn_text = self.mark_lsn(id, plan, mark)?;
+                let lsn = position::parse_lsn(&lsn_text).ok_or_else(|| ExecError::StoredPlan {
+                    operation: id.0,
+                    reason: format!("mark {mark} has no readable LSN ({lsn_text})"),
+                })?;
+                let Some(connect) = &self.connect else {
+                    return Err(ExecError::NeedsConnect {
+                        step: n,
+                        kind: "wait_sink_applied".into(),
+                    });
+                };
+                let facts = self.pipeline.facts();
+                let topics: Vec<String> = tables.iter().map(|t| facts.topic(t)).collect();
+                // A table this plan holds may stop at the boundary instead of catching up.
+                let held: Vec<(String, String)> = tables
+                    .iter()
+                    .filter(|t| {
+                        plan.steps.iter().any(|s| {
+                            matches!(&s.kind, StepKind::HoldSinkTable { table, .. } if table == *t)
+                        })
+                    })
+                    .map(|t| (facts.topic(t), facts.target_table(t).name))
+                    .collect();
+                let api = if held.is_empty() {
+                    None
+                } else {
+                    Some(self.sink_api()?)
+                };
+                position::wait_sink_applied(
+                    connect,
+                    &facts.source_connectors,
+                    &self.pipeline.sink,
+                    &topics,
+                    lsn,
+                    &lsn_text,
+                    std::time::Duration::from_millis(*timeout_ms),
+                    api.as_ref().map(|a| (a, held.as_slice())),
+                )
+                .await
+            }
+            StepKind::VerifyRows {
+                source_table,
+                target_table,
+            } => crate::rows::verify_rows(self.pipeline, source_table, target_table).await,
+            StepKind::VerifyTargetSchema { table, expect } => {
+                let notes = self.target.verify(table, expect).await?;
+                Ok(json!({"matches": true, "notes": notes}))
+            }
+            other => Err(ExecError::Unsupported {
+                step: n,
+                kind: serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default(),
+                strategy: plan.strategy.to_string(),
+                needs: "support for this step (not built yet)".into(),
+            }),
+        }
+    }
+
+    fn connect(&self, step: usize, kind: &str) -> Result<&ConnectClient, ExecError> {
+        self.connect
+            .as_ref()
+            .ok_or_else(|| ExecError::NeedsConnect {
+                step,
+                kind: kind.to_string(),
+            })
+    }
+
+    fn sink_api(&self) -> Result<SinkApi, ExecError> {
+        let base = self
+            .pipeline
+            .source
+            .sink_api
+            .as_deref()
+            .ok_or_else(|| ExecError::Pipeline {
+                path: self.pipeline.path.clone(),
+                field: "source.sink_api".into(),
+                reason: "this plan holds a table in the running sink: name the sink's API URL"
+                    .into(),
+            })?;
+        SinkApi::new(base, &self.pipeline.sink.name)
+    }
+
+    /// The LSN a `MarkSourcePosition` (or a source DDL with a mark) of this plan recorded.
+    fn mark_lsn(&self, id: OperationId, plan: &Plan, mark: &str) -> Result<String, ExecError> {
+        let op = self.store.get(id)?;
+        for (step, stored) in plan.steps.iter().zip(&op.steps) {
+            let named = match &step.kind {
+                StepKind::MarkSourcePosition { mark: m } => m == mark,
+                StepKind::SourceDdl { mark: Some(m), .. } => m == mark,
+                _ => false,
+            };
+            if let (true, StepState::Succeeded { output, .. }) = (named, &stored.state) {
+                if let Some(lsn) = output.get("lsn").and_then(Value::as_str) {
+                    return Ok(lsn.to_string());
+                }
+            }
+        }
+        Err(ExecError::StoredPlan {
+            operation: id.0,
+            reason: format!(
+                "no recorded position for mark {mark}: the step that records it has not run"
+            ),
+        })
+    }
+
+    /// Undo, newest first, every step up to `upto` that ran; skip the ones that did not.
+    async fn compensate(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        states: &mut [StepState],
+        upto: usize,
+        reason: String,
+    ) -> Result<RunOutcome, ExecError> {
+        let mut left_behind = Vec::new();
+        for i in (0..states.len()).rev() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let step = &plan.steps[i];
+            let status = states[i].status();
+            if status == StepStatus::Pending {
+                self.store.skip_step(id, index, &reason, &self.actor)?;
+                states[i] = StepState::Skipped;
+                continue;
+            }
+            if i > upto && status != StepStatus::Compensating {
+                continue;
+            }
+            if matches!(status, StepStatus::Compensated | StepStatus::Skipped) {
+                continue;
+            }
+            if status != StepStatus::Compensating {
+                self.store.begin_compensation(id, index, &self.actor)?;
+            }
+            let result = match &step.compensation {
+                // Only reached for a source DDL that failed without committing.
+                Compensation::RollForward if matches!(step.kind, StepKind::SourceDdl { .. }) => {
+                    Ok(())
+                }
+                Compensation::Nothing => Ok(()),
+                Compensation::Undo { step: undo } => self
+                    .execute_kind(id, plan, undo, step.n)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Compensation::RollForward => Err(
+                    "after the point of no return: the plan must be finished, not undone".into(),
+                ),
+                Compensation::Manual { reason } => Err(format!("manual: {reason}")),
+            };
+            if let Err(e) = &result {
+                left_behind.push(format!("step {}: {e}", step.n));
+            }
+            self.store
+                .finish_compensation(id, index, result, &self.actor)?;
+            states[i] = StepState::Compensated;
+        }
+        if left_behind.is_empty() {
+            self.store
+                .finish_operation(id, OperationOutcome::Compensated, &self.actor)?;
+            Ok(RunOutcome::Compensated { reason })
+        } else {
+            let reason = format!("{reason}; not undone: {}", left_behind.join("; "));
+            self.store.finish_operation(
+                id,
+                OperationOutcome::Failed(reason.clone()),
+                &self.actor,
+            )?;
+            Ok(RunOutcome::Failed { reason })
+        }
+    }
+}
+
+enum Recover {
+    Retry(StepTicket),
+    Done,
+    Compensate(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep_ddl::{Column, QualifiedName, SqlType, TableSchema};
+
+    fn table(cols: &[(&str, bool)]) -> TableSchema {
+        TableSchema::new(
+            QualifiedName::new("public", "t"),
+            cols.iter()
+                .map(|(n, nullable)| Column {
+                    name: n.to_string(),
+                    data_type: SqlType::int(8),
+                    nullable: *nullable,
+                    default: None,
+                })
+                .collect(),
+            &["id"],
+        )
+    }
+
+    #[test]
+    fn source_shows_compares_columns_and_absence() {
+        let after = vec![TableAfter {
+            table: QualifiedName::new("public", "t"),
+            schema: Some(table(&[("id", false), ("c", true)])),
+        }];
+        let before = Catalog::new(lockstep_ddl::Engine::Postgres, &["public"])
+            .with_table(table(&[("id", false)]));
+        let now = Catalog::new(lockstep_ddl::Engine::Postgres, &["public"])
+            .with_table(table(&[("id", false), ("c", true)]));
+        assert!(!source_shows(&after, &before));
+        assert!(source_shows(&after, &now));
+        let dropped = vec![TableAfter {
+            table: QualifiedName::new("public", "t"),
+            schema: None,
+        }];
+        assert!(!source_shows(&dropped, &now));
+        assert!(source_shows(
+            &dropped,
+            &Catalog::new(lockstep_ddl::Engine::Postgres, &["public"])
+        ));
+    }
+}

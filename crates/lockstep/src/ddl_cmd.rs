@@ -1,0 +1,761 @@
+//! `lockstep ddl plan|apply|resume|status|history`: schema changes in lockstep with CDC, over
+//! `lockstep-ddl-exec` (introspection, planning, the durable executor) and `lockstep-store`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+use lockstep_ddl_exec::exec::{self, new_operation, stored_plan, unsupported_steps};
+use lockstep_ddl_exec::{
+    prepare, source, DdlPipeline, Executor, Recovery, Refusals, RunOutcome, TargetDb,
+};
+use lockstep_ddl_plan::{Compensation, Plan, StepKind};
+use lockstep_store::{ListFilter, Operation, OperationId, OperationState, Store};
+use serde::Serialize;
+
+use crate::audit_cmd::StateDirArgs;
+use crate::cli::GlobalArgs;
+use crate::output::{print, OutputFormat, TableView};
+use crate::{exit, AlreadyReported};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The pipeline file is the sink's (see `lockstep sink --help`) with a source section:
+  source:
+    engine: postgres
+    host: 127.0.0.1
+    port: 5432
+    user: lockstep
+    password: ${env:SOURCE_PASSWORD}
+    database: orders
+    connectors: [orders-source]      # Debezium connectors capturing the tables
+    topic_prefix: dbserver1          # the pipeline's tables are its topics' <prefix>.<schema>.<table>
+    publication: dbz_publication     # optional
+    signal_table: public.dbz_signal  # optional: plans with a re-snapshot need it
+    lock_timeout_ms: 2000            # optional: source DDL lock_timeout, retries, waits
+    ddl_retries: 5
+
+`plan` reads the source catalog, classifies every statement and prints its plan; nothing
+is changed. Anything unparseable, unknown, outside the pipeline or ambiguous refuses the whole
+script (exit 1, every reason). `apply` records each plan in the state store before running
+it, runs its steps one by one, and on failure undoes what ran before the source change, or
+stops for `lockstep ddl resume` after it. This version runs target-first plans (ADD COLUMN
+nullable or with a constant default, CREATE INDEX, widening, DROP NOT NULL, defaults, CHECK,
+comments), source-only ones, and expand-contract plans without a re-snapshot (DROP COLUMN,
+narrowing, SET NOT NULL: they wait until the sink passed the source change, which needs the
+Connect cluster: --connect-url or lockstep.yaml). Plans needing a connector pause, a sink hold
+or a snapshot are refused before anything runs.
+
+Examples:
+  lockstep ddl plan  --pipeline orders.yaml --sql 'ALTER TABLE orders ADD COLUMN note text'
+  lockstep ddl apply --pipeline orders.yaml --file change.sql
+  lockstep ddl status            lockstep ddl status 12          lockstep ddl history 12"
+)]
+pub struct DdlArgs {
+    #[command(subcommand)]
+    pub command: DdlCommand,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ScriptArgs {
+    /// The DDL, inline.
+    #[arg(long, value_name = "SQL")]
+    pub sql: Option<String>,
+    /// A file holding the DDL script.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DdlCommand {
+    /// Classify and plan a script against the live source catalog; changes nothing.
+    Plan {
+        /// The pipeline file (sink pipeline plus a source section).
+        #[arg(long, value_name = "FILE")]
+        pipeline: PathBuf,
+        #[command(flatten)]
+        script: ScriptArgs,
+    },
+    /// Plan, record and run a script, one operation per statement.
+    Apply {
+        #[arg(long, value_name = "FILE")]
+        pipeline: PathBuf,
+        #[command(flatten)]
+        script: ScriptArgs,
+        #[command(flatten)]
+        state: StateDirArgs,
+        /// Who asks (recorded in the audit log); default $USER.
+        #[arg(long, env = "LOCKSTEP_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Finish or compensate DDL operations a crash left unfinished.
+    Resume {
+        #[command(flatten)]
+        state: StateDirArgs,
+        #[arg(long, env = "LOCKSTEP_ACTOR")]
+        actor: Option<String>,
+    },
+    /// DDL operations (newest first), or one operation's steps.
+    Status {
+        id: Option<OperationId>,
+        #[command(flatten)]
+        state: StateDirArgs,
+    },
+    /// One operation's audit records.
+    History {
+        id: OperationId,
+        #[command(flatten)]
+        state: StateDirArgs,
+    },
+}
+
+pub async fn run(global: &GlobalArgs, args: DdlArgs) -> anyhow::Result<u8> {
+    match args.command {
+        DdlCommand::Plan { pipeline, script } => plan(global.output, &pipeline, &script).await,
+        DdlCommand::Apply {
+            pipeline,
+            script,
+            state,
+            actor,
+        } => apply(global, &pipeline, &script, &state, actor).await,
+        DdlCommand::Resume { state, actor } => {
+            let store = Store::open_dir(&state.state_dir)?;
+            let actor = actor_name(actor);
+            let mut view = ApplyView::default();
+            let connect = connect_client(global)?;
+            let ok = resume_all(&store, &actor, connect.as_ref(), &mut view).await?;
+            print(global.output, &view)?;
+            Ok(if ok { exit::OK } else { exit::FAILED })
+        }
+        DdlCommand::Status { id, state } => {
+            let store = Store::open_existing(&state.db_path())?;
+            match id {
+                Some(id) => {
+                    let op = store.get(id)?;
+                    print(global.output, &OperationView::from_op(&op))?;
+                }
+                None => {
+                    let ops = store.list(&ListFilter {
+                        kind: Some(exec::KIND.into()),
+                        ..Default::default()
+                    })?;
+                    print(global.output, &ListView(ops))?;
+                }
+            }
+            Ok(exit::OK)
+        }
+        DdlCommand::History { id, state } => {
+            let store = Store::open_existing(&state.db_path())?;
+            let records = store.history(id)?;
+            print(global.output, &HistoryView(records))?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn actor_name(actor: Option<String>) -> String {
+    actor
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "lockstep".into())
+}
+
+fn read_script(script: &ScriptArgs) -> anyhow::Result<String> {
+    match (&script.sql, &script.file) {
+        (Some(sql), _) => Ok(sql.clone()),
+        (None, Some(path)) => {
+            let len = std::fs::metadata(path)
+                .with_context(|| format!("cannot read the DDL file {}", path.display()))?
+                .len();
+            let max = lockstep_ddl::MAX_SCRIPT_BYTES as u64;
+            if len > max {
+                return Err(anyhow!(
+                    "the DDL file {} is {len} bytes; lockstep accepts at most {max}: split it. Nothing was applied",
+                    path.display()
+                ));
+            }
+            std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the DDL file {} as UTF-8 text", path.display())
+            })
+        }
+        (None, None) => Err(anyhow!("give the DDL with --sql or --file")),
+    }
+}
+
+/// Print a refusal (every reason) and exit 1.
+fn refuse(format: OutputFormat, refusals: &Refusals) -> anyhow::Result<u8> {
+    if format != OutputFormat::Table {
+        print(format, &RefusedView { refused: refusals })?;
+    }
+    eprintln!(
+        "error: the DDL was refused ({}); nothing was applied:",
+        refusals.stage
+    );
+    for r in &refusals.reasons {
+        eprintln!("  - {r}");
+    }
+    Err(AlreadyReported(exit::FAILED).into())
+}
+
+async fn plan(format: OutputFormat, pipeline: &Path, script: &ScriptArgs) -> anyhow::Result<u8> {
+    let pipeline = DdlPipeline::load(pipeline)?;
+    let script = read_script(script)?;
+    match prepare(&pipeline, &script).await? {
+        Ok(prepared) => {
+            print(format, &PlansView(prepared.plans))?;
+            Ok(exit::OK)
+        }
+        Err(refusals) => refuse(format, &refusals),
+    }
+}
+
+async fn connect_dbs(pipeline: &DdlPipeline) -> anyhow::Result<(tokio_postgres::Client, TargetDb)> {
+    let source = source::connect_source(&pipeline.source).await?;
+    let target = TargetDb::connect(&pipeline.sink.target).await?;
+    Ok((source, target))
+}
+
+/// The Kafka Connect cluster from --connect-url / lockstep.yaml, when one is configured.
+fn connect_client(global: &GlobalArgs) -> anyhow::Result<Option<lockstep_connect::ConnectClient>> {
+    match crate::target::connect_client(global) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if crate::target::is_unconfigured(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn apply(
+    global: &GlobalArgs,
+    pipeline_path: &Path,
+    script: &ScriptArgs,
+    state: &StateDirArgs,
+    actor: Option<String>,
+) -> anyhow::Result<u8> {
+    let format = global.output;
+    let actor = actor_name(actor);
+    let pipeline = DdlPipeline::load(pipeline_path)?;
+    let script = read_script(script)?;
+    let connect = connect_client(global)?;
+    let store = Store::open_dir(&state.state_dir)?;
+    let mut view = ApplyView::default();
+    // Unfinished operations first: a new plan must see the schema they leave.
+    if !resume_all(&store, &actor, connect.as_ref(), &mut view).await? {
+        print(format, &view)?;
+        eprintln!(
+            "error: an earlier DDL operation is unfinished (see above and `lockstep ddl status`); fix it and run `lockstep ddl resume` before applying more. Nothing new was applied"
+        );
+        return Err(AlreadyReported(exit::FAILED).into());
+    }
+    let prepared = match prepare(&pipeline, &script).await? {
+        Ok(p) => p,
+        Err(refusals) => return refuse(format, &refusals),
+    };
+    let unsupported = unsupported_steps(
+        &prepared.plans,
+        exec::Capabilities::of(&pipeline, connect.is_some()),
+    );
+    if !unsupported.is_empty() {
+        return refuse(
+            format,
+            &Refusals {
+                stage: "execute",
+                reasons: unsupported.iter().map(|e| e.to_string()).collect(),
+            },
+        );
+    }
+    let pipeline_name = std::fs::canonicalize(pipeline_path)
+        .unwrap_or_else(|_| pipeline_path.to_path_buf())
+        .display()
+        .to_string();
+    // Every operation is recorded before any step runs.
+    let mut ids = Vec::new();
+    for p in &prepared.plans {
+        ids.push(store.create_operation(&new_operation(&pipeline_name, p, &actor)?)?);
+    }
+    let (mut source, mut target) = connect_dbs(&pipeline).await?;
+    let mut ok = true;
+    let mut executor = Executor {
+        store: &store,
+        pipeline: &pipeline,
+        connect,
+        source: &mut source,
+        target: &mut target,
+        database: pipeline.source.database.clone(),
+        actor: actor.clone(),
+        recoveries: Vec::new(),
+    };
+    for id in &ids {
+        if !ok {
+            // A statement after a failed one does not run.
+            store.request_cancel(*id, &actor)?;
+            view.operations
+                .push(OperationView::from_op(&store.get(*id)?));
+            continue;
+        }
+        let outcome = executor.run(*id).await?;
+        ok = outcome == RunOutcome::Succeeded;
+        let mut op_view = OperationView::from_op(&store.get(*id)?);
+        op_view.outcome = Some(outcome);
+        view.operations.push(op_view);
+    }
+    view.recoveries.append(&mut executor.recoveries);
+    print(format, &view)?;
+    if ok {
+        Ok(exit::OK)
+    } else {
+        eprintln!("error: the DDL did not complete; see the steps above and `lockstep ddl status`");
+        Err(AlreadyReported(exit::FAILED).into())
+    }
+}
+
+/// Run every unfinished DDL operation to its end, oldest first. False when one did not
+/// succeed or compensate.
+async fn resume_all(
+    store: &Store,
+    actor: &str,
+    connect: Option<&lockstep_connect::ConnectClient>,
+    view: &mut ApplyView,
+) -> anyhow::Result<bool> {
+    let mut ok = true;
+    let mut ops: Vec<Operation> = store
+        .unfinished_operations()?
+        .into_iter()
+        .filter(|o| o.kind == exec::KIND)
+        .collect();
+    ops.sort_by_key(|o| o.id);
+    for op in ops {
+        let stored = stored_plan(op.id, &op.plan)?;
+        let pipeline = DdlPipeline::load(Path::new(&stored.pipeline)).with_context(|| {
+            format!(
+                "operation {} ran against pipeline file {}, which is needed to resume it",
+                op.id, stored.pipeline
+            )
+        })?;
+        let (mut source, mut target) = connect_dbs(&pipeline).await?;
+        let mut executor = Executor {
+            store,
+            pipeline: &pipeline,
+            connect: connect.cloned(),
+            source: &mut source,
+            target: &mut target,
+            database: pipeline.source.database.clone(),
+            actor: actor.to_string(),
+            recoveries: Vec::new(),
+        };
+        let outcome = executor.run(op.id).await?;
+        if !matches!(
+            outcome,
+            RunOutcome::Succeeded | RunOutcome::Compensated { .. }
+        ) {
+            ok = false;
+        }
+        view.recoveries.append(&mut executor.recoveries);
+        let mut v = OperationView::from_op(&store.get(op.id)?);
+        v.outcome = Some(outcome);
+        view.resumed.push(v);
+    }
+    Ok(ok)
+}
+
+// ---- views ------------------------------------------------------------------------------
+
+fn step_what(kind: &StepKind) -> String {
+    match kind {
+        StepKind::AuditRecord { stage } => format!("{stage:?}").to_lowercase(),
+        StepKind::SourceDdl {
+            sql,
+            lock_timeout_ms,
+            retries,
+            ..
+        } => format!(
+            "{} (lock_timeout {lock_timeout_ms} ms, {retries} retries)",
+            lockstep_ddl::excerpt(sql)
+        ),
+        StepKind::TargetDdl { engine, sql } => format!("{engine}: {}", lockstep_ddl::excerpt(sql)),
+        StepKind::VerifyTargetSchema { table, .. } => table.to_string(),
+        StepKind::MarkSourcePosition { mark } => format!("record the source position as '{mark}'"),
+        StepKind::WaitSinkApplied {
+            mark,
+            tables,
+            timeout_ms,
+        } => format!(
+            "until the sink applied {} up to '{mark}' (at most {} s)",
+            tables
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            timeout_ms / 1000
+        ),
+        StepKind::VerifyRows {
+            source_table,
+            target_table,
+        } => format!("rows of {source_table} against {target_table}"),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn compensation_text(c: &Compensation) -> String {
+    match c {
+        Compensation::Nothing => "-".into(),
+        Compensation::Undo { step } => format!("undo: {}", step_what(step)),
+        Compensation::RollForward => "roll forward".into(),
+        Compensation::Manual { reason } => format!("manual: {reason}"),
+    }
+}
+
+#[derive(Serialize)]
+struct PlansView(Vec<Plan>);
+
+impl Serialize for RefusedView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Refused", 1)?;
+        st.serialize_field("refused", self.refused)?;
+        st.end()
+    }
+}
+
+struct RefusedView<'a> {
+    refused: &'a Refusals,
+}
+
+impl TableView for RefusedView<'_> {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["REASON"]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.refused
+            .reasons
+            .iter()
+            .map(|r| vec![r.clone()])
+            .collect()
+    }
+}
+
+impl TableView for PlansView {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["STMT", "N", "STEP", "WHAT", "COMPENSATION"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        for p in &self.0 {
+            for s in &p.steps {
+                rows.push(vec![
+                    (p.statement + 1).to_string(),
+                    s.n.to_string(),
+                    exec::step_name(s),
+                    step_what(&s.kind),
+                    compensation_text(&s.compensation),
+                ]);
+            }
+        }
+        rows
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.0 {
+            out.push(format!(
+                "statement {}: {} | risk {}: {} | strategy {} | point of no return: step {}",
+                p.statement + 1,
+                p.summary,
+                p.risk.level,
+                p.risk.reason,
+                p.strategy,
+                p.point_of_no_return
+            ));
+            for n in &p.notes {
+                out.push(format!("  note: {n}"));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct StepView {
+    n: usize,
+    kind: String,
+    status: String,
+    attempt: u32,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct OperationView {
+    id: i64,
+    subject: String,
+    state: OperationState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sql: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<RunOutcome>,
+    steps: Vec<StepView>,
+}
+
+impl OperationView {
+    fn from_op(op: &Operation) -> Self {
+        let plan = stored_plan(op.id, &op.plan).ok().map(|s| s.plan);
+        let steps = op
+            .steps
+            .iter()
+            .map(|s| {
+                let state = serde_json::to_value(&s.state).unwrap_or_default();
+                let detail = state
+                    .get("output")
+                    .or_else(|| state.get("error"))
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default();
+                StepView {
+                    n: usize::try_from(s.index).unwrap_or(0) + 1,
+                    kind: s.name.clone(),
+                    status: s.state.status().to_string(),
+                    attempt: s.attempt,
+                    detail,
+                }
+            })
+            .collect();
+        Self {
+            id: op.id.0,
+            subject: op.subject.clone(),
+            state: op.state,
+            sql: plan.map(|p| p.sql),
+            error: op.error.clone(),
+            outcome: None,
+            steps,
+        }
+    }
+}
+
+impl TableView for OperationView {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["OP", "N", "STEP", "STATUS", "ATTEMPT", "DETAIL"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        op_rows(self)
+    }
+
+    fn footer(&self) -> Vec<String> {
+        op_footer(self)
+    }
+}
+
+fn op_rows(op: &OperationView) -> Vec<Vec<String>> {
+    op.steps
+        .iter()
+        .map(|s| {
+            vec![
+                op.id.to_string(),
+                s.n.to_string(),
+                s.kind.clone(),
+                s.status.clone(),
+                s.attempt.to_string(),
+                s.detail.clone(),
+            ]
+        })
+        .collect()
+}
+
+fn op_footer(op: &OperationView) -> Vec<String> {
+    let mut out = vec![format!(
+        "operation {} on {}: {}{}",
+        op.id,
+        op.subject,
+        op.state.as_str(),
+        op.sql
+            .as_ref()
+            .map(|s| format!(" ({})", lockstep_ddl::excerpt(s)))
+            .unwrap_or_default()
+    )];
+    if let Some(e) = &op.error {
+        out.push(format!("  error: {e}"));
+    }
+    match &op.outcome {
+        Some(RunOutcome::Stopped { step, reason }) => out.push(format!(
+            "  stopped at step {step} after the point of no return: {reason}; fix the cause and run `lockstep ddl resume`"
+        )),
+        Some(RunOutcome::Compensated { reason }) => {
+            out.push(format!("  compensated (everything that ran was undone): {reason}"))
+        }
+        _ => {}
+    }
+    out
+}
+
+#[derive(Serialize, Default)]
+struct ApplyView {
+    /// Unfinished operations run to their end first.
+    resumed: Vec<OperationView>,
+    operations: Vec<OperationView>,
+    /// What recovery decided about steps a crash interrupted.
+    recoveries: Vec<Recovery>,
+}
+
+impl TableView for ApplyView {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["OP", "N", "STEP", "STATUS", "ATTEMPT", "DETAIL"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.resumed
+            .iter()
+            .chain(&self.operations)
+            .flat_map(op_rows)
+            .collect()
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .resumed
+            .iter()
+            .chain(&self.operations)
+            .flat_map(op_footer)
+            .collect();
+        for r in &self.recoveries {
+            out.push(format!(
+                "recovered operation {} step {} ({}): {}",
+                r.operation, r.step, r.kind, r.decision
+            ));
+        }
+        if self.resumed.is_empty() && self.operations.is_empty() {
+            out.push("no unfinished DDL operation".into());
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct ListView(Vec<lockstep_store::OperationSummary>);
+
+impl TableView for ListView {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["ID", "SUBJECT", "STATE", "STEPS", "BY", "REQUESTED"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.0
+            .iter()
+            .map(|o| {
+                vec![
+                    o.id.to_string(),
+                    o.subject.clone(),
+                    o.state.as_str().to_string(),
+                    format!("{}/{}", o.steps_done, o.steps),
+                    o.requested_by.clone(),
+                    o.requested_at.to_string(),
+                ]
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct HistoryView(Vec<lockstep_store::AuditRecord>);
+
+impl TableView for HistoryView {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["SEQ", "TIME", "ACTOR", "ACTION", "DETAILS"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.0
+            .iter()
+            .map(|r| {
+                let mut d = r.details.clone();
+                if d.chars().count() > 100 {
+                    d = d.chars().take(97).collect::<String>() + "...";
+                }
+                vec![
+                    r.seq.to_string(),
+                    r.ts.clone(),
+                    r.actor.clone(),
+                    r.action.clone(),
+                    d,
+                ]
+            })
+            .collect()
+    }
+}
+
+// ---- lockstep pipeline check ------------------------------------------------------------
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Checks a pipeline file (the sink's file with a source section, see
+`lockstep ddl --help`) against the live systems: the source database and the pipeline's tables
+(each with a primary key), the target database and tables (with every source column), the
+publication (holding every table), and, when a Connect cluster is given (--connect-url or
+lockstep.yaml), each connector: RUNNING, same topic.prefix and publication, its
+table.include.list capturing the tables, its replication slot present.
+Exit 0 when nothing failed (warnings allowed), 1 otherwise."
+)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    pub command: PipelineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Validate a pipeline file against the live source, target, publication and connectors.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        pipeline: PathBuf,
+    },
+}
+
+pub async fn run_pipeline(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<u8> {
+    match args.command {
+        PipelineCommand::Check { pipeline } => {
+            let pipeline = DdlPipeline::load(&pipeline)?;
+            let connect = connect_client(global)?;
+            let findings =
+                lockstep_ddl_exec::check::check_pipeline(&pipeline, connect.as_ref()).await;
+            let failed = findings
+                .iter()
+                .any(|f| f.status == lockstep_ddl_exec::check::Status::Fail);
+            print(global.output, &FindingsView(findings))?;
+            if failed {
+                eprintln!(
+                    "error: pipeline {} failed its checks (see FAIL above)",
+                    pipeline.path.display()
+                );
+                return Err(AlreadyReported(exit::FAILED).into());
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct FindingsView(Vec<lockstep_ddl_exec::check::Finding>);
+
+impl TableView for FindingsView {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["CHECK", "STATUS", "DETAIL"]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.0
+            .iter()
+            .map(|f| {
+                vec![
+                    f.check.clone(),
+                    format!("{:?}", f.status).to_uppercase(),
+                    f.detail.clone(),
+                ]
+            })
+            .collect()
+    }
+}
