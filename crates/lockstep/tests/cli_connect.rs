@@ -111,8 +111,18 @@ fn listing_is_machine_readable_and_unknown_connectors_fail_clearly() {
     let listing: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("json listing");
     assert!(listing.is_array());
 
-    let info = lockstep(Some(&stack), &["connect", "info", "-o", "yaml"]);
-    let (stdout, _) = text(&info);
+    // Other tests add and remove connectors on the shared worker; while the group rebalances
+    // Connect reports itself unhealthy ("ensuring membership in the cluster"), which `info`
+    // shows as it is. The test is about the output, so it waits for a healthy worker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let (info, stdout) = loop {
+        let info = lockstep(Some(&stack), &["connect", "info", "-o", "yaml"]);
+        let (stdout, _) = text(&info);
+        if stdout.contains("health: healthy") || std::time::Instant::now() > deadline {
+            break (info, stdout);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
     assert_eq!(info.status.code(), Some(0));
     assert!(
         stdout.contains("version: 4.") && stdout.contains("health: healthy"),
