@@ -11,24 +11,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_e2e::{table_text, unique_name, with_cleanup, Stack};
+use lockstep_e2e::{table_text, unique_name, with_cleanup, PgConnector, Stack};
 use lockstep_sink::{Sink, SinkPipeline};
 use lockstep_store::{OperationState, Store};
 use lockstep_verify::{verify, ConnectionSettings, Endpoint, TableRef, VerifyOptions};
 
 const DDL: &str = "(id bigint primary key, qty integer not null, amount numeric(10,2))";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn add_then_drop_column_while_rows_flow_replicate_and_verify() {
-    let stack = Stack::get();
-    let name = unique_name("ddlcdc").replace('_', "-");
-    let table = name.replace('-', "_");
+/// Source and target tables `table DDL`, the source with `rows` rows, and a Debezium connector
+/// on it, running when this returns.
+async fn tables_and_connector(stack: &Stack, name: &str, table: &str, rows: u32) -> PgConnector {
     let source = stack.pg_source().await.expect("source");
     let target = stack.pg(&stack.pg_target_db).await.expect("target");
     source
         .batch_execute(&format!(
             "create table {table} {DDL};
-             insert into {table} select g, g % 10, g * 1.5 from generate_series(1, 500) g;"
+             insert into {table} select g, g % 10, g * 1.5 from generate_series(1, {rows}) g;"
         ))
         .await
         .expect("source table");
@@ -36,22 +34,21 @@ async fn add_then_drop_column_while_rows_flow_replicate_and_verify() {
         .batch_execute(&format!("create table {table} {DDL}"))
         .await
         .expect("target table");
-    let connector = stack
-        .start_pg_connector(&name, &[&table], &[])
+    stack
+        .start_pg_connector(name, &[table], &[])
         .await
-        .expect("connector");
-    let (body_stack, body_name, body_table) = (stack.clone(), name.clone(), table.clone());
-    let body = async move {
-        let stack = body_stack;
-        let (name, table) = (body_name, body_table);
-        let dir = tempfile::tempdir().expect("tmp");
-        let d = dir.path().to_path_buf();
-        let yaml = format!(
-            "name: {name}
+        .expect("connector")
+}
+
+/// The pipeline file of `name` / `table` on the stack's PostgreSQL source and target: `top`
+/// lines go before `source:`, `source_extra` lines at the end of it.
+fn pipeline_yaml(stack: &Stack, name: &str, table: &str, top: &str, source_extra: &str) -> String {
+    format!(
+        "name: {name}
 kafka: {{bootstrap_servers: '{kafka}', topics: [{name}.public.{table}]}}
 target: {{engine: postgres, host: {host}, port: {port}, user: {user}, database: {target}, schema: public}}
 batch: {{max_rows: 500, linger_ms: 50}}
-source:
+{top}source:
   engine: postgres
   host: {host}
   port: {port}
@@ -59,16 +56,30 @@ source:
   database: {source}
   connectors: [{name}]
   topic_prefix: {name}
-  publication: {publication}
-",
-            kafka = stack.kafka_bootstrap,
-            host = stack.pg_host,
-            port = stack.pg_port,
-            user = stack.pg_user,
-            source = stack.pg_source_db,
-            target = stack.pg_target_db,
-            publication = name.replace('-', "_") + "_pub",
-        );
+{source_extra}",
+        kafka = stack.kafka_bootstrap,
+        host = stack.pg_host,
+        port = stack.pg_port,
+        user = stack.pg_user,
+        source = stack.pg_source_db,
+        target = stack.pg_target_db,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_then_drop_column_while_rows_flow_replicate_and_verify() {
+    let stack = Stack::get();
+    let name = unique_name("ddlcdc").replace('_', "-");
+    let table = name.replace('-', "_");
+    let connector = tables_and_connector(&stack, &name, &table, 500).await;
+    let (body_stack, body_name, body_table) = (stack.clone(), name.clone(), table.clone());
+    let body = async move {
+        let stack = body_stack;
+        let (name, table) = (body_name, body_table);
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().to_path_buf();
+        let publication = format!("  publication: {}_pub\n", name.replace('-', "_"));
+        let yaml = pipeline_yaml(&stack, &name, &table, "", &publication);
         std::fs::write(d.join("p.yaml"), &yaml).unwrap();
         let pipeline = SinkPipeline::parse(Path::new("p.yaml"), &yaml).expect("pipeline");
 
@@ -351,50 +362,14 @@ async fn apply_killed_while_waiting_for_the_sink_is_resumed() {
     let stack = Stack::get();
     let name = unique_name("ddlkill").replace('_', "-");
     let table = name.replace('-', "_");
-    let source = stack.pg_source().await.expect("source");
-    let target = stack.pg(&stack.pg_target_db).await.expect("target");
-    source
-        .batch_execute(&format!(
-            "create table {table} {DDL};
-             insert into {table} select g, g % 10, g * 1.5 from generate_series(1, 200) g;"
-        ))
-        .await
-        .expect("source table");
-    target
-        .batch_execute(&format!("create table {table} {DDL}"))
-        .await
-        .expect("target table");
-    let connector = stack
-        .start_pg_connector(&name, &[&table], &[])
-        .await
-        .expect("connector");
+    let connector = tables_and_connector(&stack, &name, &table, 200).await;
     let (body_stack, body_name, body_table) = (stack.clone(), name.clone(), table.clone());
     let body = async move {
         let stack = body_stack;
         let (name, table) = (body_name, body_table);
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().to_path_buf();
-        let yaml = format!(
-            "name: {name}
-kafka: {{bootstrap_servers: '{kafka}', topics: [{name}.public.{table}]}}
-target: {{engine: postgres, host: {host}, port: {port}, user: {user}, database: {target}, schema: public}}
-batch: {{max_rows: 500, linger_ms: 50}}
-source:
-  engine: postgres
-  host: {host}
-  port: {port}
-  user: {user}
-  database: {source}
-  connectors: [{name}]
-  topic_prefix: {name}
-",
-            kafka = stack.kafka_bootstrap,
-            host = stack.pg_host,
-            port = stack.pg_port,
-            user = stack.pg_user,
-            source = stack.pg_source_db,
-            target = stack.pg_target_db,
-        );
+        let yaml = pipeline_yaml(&stack, &name, &table, "", "");
         std::fs::write(d.join("p.yaml"), &yaml).unwrap();
         let (cmd_dir, connect_url) = (d.clone(), stack.connect_url.clone());
         let lockstep = move |args: &[&str]| {
@@ -540,23 +515,9 @@ async fn rename_column_at_the_boundary_while_rows_flow() {
     let stack = Stack::get();
     let name = unique_name("ddlren").replace('_', "-");
     let table = name.replace('-', "_");
+    let connector = tables_and_connector(&stack, &name, &table, 300).await;
     let source = stack.pg_source().await.expect("source");
     let target = stack.pg(&stack.pg_target_db).await.expect("target");
-    source
-        .batch_execute(&format!(
-            "create table {table} {DDL};
-             insert into {table} select g, g % 10, g * 1.5 from generate_series(1, 300) g;"
-        ))
-        .await
-        .expect("source table");
-    target
-        .batch_execute(&format!("create table {table} {DDL}"))
-        .await
-        .expect("target table");
-    let connector = stack
-        .start_pg_connector(&name, &[&table], &[])
-        .await
-        .expect("connector");
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path().to_path_buf();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -564,28 +525,12 @@ async fn rename_column_at_the_boundary_while_rows_flow() {
         .local_addr()
         .unwrap()
         .port();
-    let yaml = format!(
-        "name: {name}
-kafka: {{bootstrap_servers: '{kafka}', topics: [{name}.public.{table}]}}
-target: {{engine: postgres, host: {host}, port: {pgport}, user: {user}, database: {target}, schema: public}}
-batch: {{max_rows: 500, linger_ms: 50}}
-schema_drift: block
-source:
-  engine: postgres
-  host: {host}
-  port: {pgport}
-  user: {user}
-  database: {source}
-  connectors: [{name}]
-  topic_prefix: {name}
-  sink_api: http://127.0.0.1:{port}
-",
-        kafka = stack.kafka_bootstrap,
-        host = stack.pg_host,
-        pgport = stack.pg_port,
-        user = stack.pg_user,
-        source = stack.pg_source_db,
-        target = stack.pg_target_db,
+    let yaml = pipeline_yaml(
+        &stack,
+        &name,
+        &table,
+        "schema_drift: block\n",
+        &format!("  sink_api: http://127.0.0.1:{port}\n"),
     );
     std::fs::write(d.join("p.yaml"), &yaml).unwrap();
     let sink_log = std::fs::File::create(d.join("sink.log")).unwrap();
