@@ -460,6 +460,14 @@ pub(crate) fn classify(status: u16, body: &str, ctx: &RequestContext) -> Connect
             attempts: 1,
             message,
         },
+        // Connect's RebalanceNeededException reaches the client as a 500 (seen on Kafka
+        // Connect 4.3 while a connector was being created elsewhere in the group): it is the
+        // same transient state as a 409 and is retried like one.
+        500 if lower.contains("rebalance is expected") => ConnectError::Conflict {
+            operation,
+            attempts: 1,
+            message,
+        },
         500 if is_connect_timeout_message(&lower) => timeout_error(ctx, status, message),
         504 => timeout_error(ctx, status, message),
         s if (400..500).contains(&s) => ConnectError::BadRequest {
@@ -676,6 +684,12 @@ mod tests {
             (
                 409,
                 r#"{"error_code":409,"message":"Cannot complete request because of a conflicting operation (e.g. worker rebalance)"}"#,
+                Read,
+                "Conflict",
+            ),
+            (
+                500,
+                r#"{"error_code":500,"message":"Request cannot be completed because a rebalance is expected"}"#,
                 Read,
                 "Conflict",
             ),
