@@ -422,17 +422,23 @@ impl ConnectClient {
                     return Ok(raw);
                 }
                 match classify(raw.status, &raw.body, &ep.ctx) {
-                    ConnectError::Conflict { operation, message, .. } => {
+                    ConnectError::Conflict {
+                        operation,
+                        status,
+                        message,
+                        ..
+                    } => {
                         let jitter: f64 = rand::random();
                         match self.inner.retry.next_delay(attempt, started.elapsed(), jitter) {
                             Some(delay) => {
-                                tracing::debug!(attempt, ?delay, "409 Conflict (rebalance or concurrent change); retrying");
+                                tracing::debug!(attempt, status, ?delay, "rebalance or concurrent change; retrying");
                                 tokio::time::sleep(delay).await;
                                 attempt += 1;
                             }
                             None => {
                                 return Err(ConnectError::Conflict {
                                     operation,
+                                    status,
                                     attempts: attempt,
                                     message,
                                 })

@@ -91,12 +91,14 @@ pub enum ConnectError {
         message: String,
     },
 
-    /// HTTP 409 because of a rebalance or concurrent config change, still
-    /// returned after all retries.
-    #[error("{operation}: Connect kept answering 409 Conflict after {attempts} attempt(s) (last message: {message}); the cluster is rebalancing or its config is changing concurrently; wait for the rebalance to settle (check worker logs and `GET /connectors?expand=status`) and retry")]
+    /// HTTP 409 because of a rebalance or concurrent config change (or the 500 Connect sends
+    /// for "a rebalance is expected"), still returned after all retries.
+    #[error("{operation}: Connect kept answering HTTP {status} (rebalance or concurrent change) after {attempts} attempt(s) (last message: {message}); the cluster is rebalancing or its config is changing concurrently; wait for the rebalance to settle (check worker logs and `GET /connectors?expand=status`) and retry")]
     Conflict {
         /// The operation attempted.
         operation: String,
+        /// 409, or 500 for Connect's RebalanceNeededException.
+        status: u16,
         /// Attempts made, including the first.
         attempts: u32,
         /// Connect's last message.
@@ -269,7 +271,8 @@ impl ConnectError {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             Self::NotFound { .. } | Self::NotReady { .. } => Some(404),
-            Self::AlreadyExists { .. } | Self::Conflict { .. } => Some(409),
+            Self::AlreadyExists { .. } => Some(409),
+            Self::Conflict { status, .. } => Some(*status),
             Self::OffsetsRequireStopped { .. } => Some(400),
             Self::UnknownPlugin { .. } => None,
             Self::FeatureDisabled { .. } => Some(403),
@@ -457,6 +460,7 @@ pub(crate) fn classify(status: u16, body: &str, ctx: &RequestContext) -> Connect
         },
         409 => ConnectError::Conflict {
             operation,
+            status: 409,
             attempts: 1,
             message,
         },
@@ -465,6 +469,7 @@ pub(crate) fn classify(status: u16, body: &str, ctx: &RequestContext) -> Connect
         // same transient state as a 409 and is retried like one.
         500 if lower.contains("rebalance is expected") => ConnectError::Conflict {
             operation,
+            status: 500,
             attempts: 1,
             message,
         },
@@ -789,6 +794,21 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn a_conflict_reports_the_status_connect_sent() {
+        for (status, body) in [
+            (409, r#"{"error_code":409,"message":"stale configuration"}"#),
+            (
+                500,
+                r#"{"error_code":500,"message":"Request cannot be completed because a rebalance is expected"}"#,
+            ),
+        ] {
+            let e = classify(status, body, &ctx(Semantics::Read));
+            assert_eq!(e.http_status(), Some(status), "{e}");
+            assert!(e.to_string().contains(&format!("HTTP {status}")), "{e}");
+        }
     }
 
     #[test]

@@ -197,10 +197,52 @@ pub enum RunOutcome {
         step: usize,
         reason: String,
     },
+    /// A cancel took effect at a step boundary before the point of no return; what ran
+    /// was undone.
+    Cancelled {
+        reason: String,
+    },
+    /// The operation waits for an approval (`lockstep ddl approve`); nothing ran.
+    AwaitingApproval,
     /// The operation was already finished.
     AlreadyFinished {
         state: String,
     },
+}
+
+/// Whether a step at or after the point of no return has started (pure): from there the
+/// source has changed and the plan can only be finished, never cancelled or undone.
+pub fn past_point_of_no_return(plan: &Plan, statuses: &[StepStatus]) -> bool {
+    plan.steps.iter().zip(statuses).any(|(step, status)| {
+        step.n >= plan.point_of_no_return
+            && !matches!(status, StepStatus::Pending | StepStatus::Skipped)
+    })
+}
+
+/// Why an operation cannot be cancelled, if it cannot (pure): it is finished, or it went
+/// past the point of no return. `None`: a cancel request is accepted.
+pub fn cancel_refusal(op: &lockstep_store::Operation) -> Option<String> {
+    if op.state.is_final() {
+        return Some(format!(
+            "operation {} is already {}: there is nothing to cancel",
+            op.id,
+            op.state.as_str()
+        ));
+    }
+    if op.state == OperationState::Cancelling {
+        return Some(format!(
+            "operation {} is already being cancelled: the executor stops it at the next step boundary (`lockstep ddl status {}` shows when)",
+            op.id, op.id
+        ));
+    }
+    let plan = stored_plan(op.id, &op.plan).ok()?.plan;
+    let statuses: Vec<StepStatus> = op.steps.iter().map(|s| s.state.status()).collect();
+    past_point_of_no_return(&plan, &statuses).then(|| {
+        format!(
+            "operation {} is past its point of no return (step {}: the source change has started or committed), so it can only be finished: `lockstep ddl resume` (or the service) runs it to its end",
+            op.id, plan.point_of_no_return
+        )
+    })
 }
 
 /// What recovery decided about a step left running by a crash.
@@ -255,6 +297,7 @@ impl Executor<'_> {
         match op.state {
             OperationState::Approved => self.store.start_operation(id, &self.actor)?,
             OperationState::Running | OperationState::Cancelling => {}
+            OperationState::PendingApproval => return Ok(RunOutcome::AwaitingApproval),
             other => {
                 return Ok(RunOutcome::AlreadyFinished {
                     state: other.as_str().to_string(),
@@ -294,6 +337,13 @@ impl Executor<'_> {
             let step = &plan.steps[i];
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let before_no_return = step.n < plan.point_of_no_return;
+            if matches!(states[i], StepState::Succeeded { .. } | StepState::Skipped) {
+                continue;
+            }
+            // A step boundary: a cancel requested meanwhile takes effect here.
+            if let Some(outcome) = self.cancel_at_boundary(id, &plan, &mut states, i).await? {
+                return Ok(outcome);
+            }
             let ticket = match states[i].clone() {
                 StepState::Succeeded { .. } | StepState::Skipped => continue,
                 StepState::Pending => {
@@ -302,7 +352,22 @@ impl Executor<'_> {
                         states[i] = StepState::Skipped;
                         continue;
                     }
-                    self.store.begin_step(id, index, &self.actor)?
+                    match self.store.begin_step(id, index, &self.actor) {
+                        Ok(ticket) => ticket,
+                        // A cancel arrived between the boundary check and the start.
+                        Err(lockstep_store::StoreError::StepNotAllowed {
+                            state: OperationState::Cancelling,
+                            ..
+                        }) => {
+                            if let Some(outcome) =
+                                self.cancel_at_boundary(id, &plan, &mut states, i).await?
+                            {
+                                return Ok(outcome);
+                            }
+                            self.store.begin_step(id, index, &self.actor)?
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 StepState::Running { attempt, .. } => {
                     match self.recover(id, &plan, step, attempt).await? {
@@ -371,6 +436,43 @@ impl Executor<'_> {
         self.store
             .finish_operation(id, OperationOutcome::Succeeded, &self.actor)?;
         Ok(RunOutcome::Succeeded)
+    }
+
+    /// At the boundary before step `i`: when a cancel was requested, undo what ran (before
+    /// the point of no return) and end `Cancelled`, or refuse it (after) and go on.
+    async fn cancel_at_boundary(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        states: &mut [StepState],
+        i: usize,
+    ) -> Result<Option<RunOutcome>, ExecError> {
+        let op = self.store.get(id)?;
+        if op.state != OperationState::Cancelling {
+            return Ok(None);
+        }
+        let by = op
+            .cancel_request
+            .map(|s| s.by)
+            .unwrap_or_else(|| "an operator".into());
+        let statuses: Vec<StepStatus> = states.iter().map(StepState::status).collect();
+        let step = &plan.steps[i];
+        if past_point_of_no_return(plan, &statuses) {
+            let reason = format!(
+                "cancel requested by {by} refused: the operation is past its point of no return (step {}), so it is finished instead",
+                plan.point_of_no_return
+            );
+            self.store.refuse_cancel(id, &reason, &self.actor)?;
+            tracing::warn!(operation = id.0, step = step.n, "{reason}");
+            return Ok(None);
+        }
+        tracing::warn!(
+            operation = id.0,
+            step = step.n,
+            "cancelled by {by}: undoing what ran"
+        );
+        let reason = format!("cancelled by {by} before step {}", step.n);
+        self.compensate(id, plan, states, i, reason).await.map(Some)
     }
 
     fn note(&mut self, id: OperationId, step: &Step, decision: &str) {
@@ -808,7 +910,12 @@ impl Executor<'_> {
                 .finish_compensation(id, index, result, &self.actor)?;
             states[i] = StepState::Compensated;
         }
-        if left_behind.is_empty() {
+        let cancelling = self.store.get(id)?.state == OperationState::Cancelling;
+        if left_behind.is_empty() && cancelling {
+            self.store
+                .finish_operation(id, OperationOutcome::Cancelled, &self.actor)?;
+            Ok(RunOutcome::Cancelled { reason })
+        } else if left_behind.is_empty() {
             self.store
                 .finish_operation(id, OperationOutcome::Compensated, &self.actor)?;
             Ok(RunOutcome::Compensated { reason })

@@ -5,13 +5,16 @@
 //! - [`introspect`]: the source catalog adapter (PostgreSQL `pg_catalog` → [`lockstep_ddl::Catalog`]);
 //! - [`source`] / [`target`]: the database adapters (source DDL with `lock_timeout` and
 //!   retries; target DDL, shape and `skip_if` checks);
-//! - [`exec`]: the durable executor over `lockstep-store`.
+//! - [`exec`]: the durable executor over `lockstep-store`;
+//! - [`guard`]: the guardrails checked before a DDL starts (connectors running, sink lag,
+//!   no incremental snapshot).
 //!
 //! [`prepare`] is the whole read-only path of `lockstep ddl plan`: introspect, classify, plan.
 
 pub mod check;
 pub mod error;
 pub mod exec;
+pub mod guard;
 pub mod introspect;
 pub mod pipeline;
 pub mod position;

@@ -22,6 +22,10 @@
 //!   lock_timeout_ms: 2000             # optional plan settings
 //!   ddl_retries: 5
 //!   wait_timeout_ms: 600000
+//!   guardrails:                       # optional; checked before a DDL starts (crate::guard)
+//!     max_lag_records: 10000          # records the sink has not applied yet, all partitions
+//!     max_lag_seconds: 300            # age of the oldest record it has not applied
+//!     timeout_ms: 10000               # bound of each reading
 //! ```
 //!
 //! The pipeline's tables are its topics' tables (`<topic_prefix>.<schema>.<table>`); a topic
@@ -80,6 +84,9 @@ pub struct SourceSettings {
     pub ddl_retries: Option<u32>,
     #[serde(default)]
     pub wait_timeout_ms: Option<u64>,
+    /// Limits of the guardrails checked before a DDL starts (`crate::guard`).
+    #[serde(default)]
+    pub guardrails: Option<crate::guard::GuardrailLimits>,
 }
 
 /// A pipeline file with both halves validated.
@@ -167,6 +174,11 @@ impl DdlPipeline {
         }
         if source.wait_timeout_ms == Some(0) {
             return Err(invalid(path, "source.wait_timeout_ms", "must be positive"));
+        }
+        if let Some(limits) = &source.guardrails {
+            limits
+                .validate()
+                .map_err(|(field, reason)| invalid(path, field, reason))?;
         }
         if let Some(url) = &source.sink_api {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -336,6 +348,15 @@ tables: {db1.app.lines: {table: order_lines}}
                 "source.lock_timeout_ms",
             ),
             (&SOURCE.replace("public.sig", "sig"), "source.signal_table"),
+            (
+                &format!("{SOURCE}  guardrails: {{max_lag_seconds: 0}}\n"),
+                "source.guardrails.max_lag_seconds",
+            ),
+            (
+                &format!("{SOURCE}  guardrails: {{timeout_ms: 999999}}\n"),
+                "source.guardrails.timeout_ms",
+            ),
+            (&format!("{SOURCE}  guardrails: {{max_lag: 5}}\n"), "source"),
             (&format!("{SOURCE}  colour: red\n"), "source"),
             (
                 &SOURCE.replace("engine: postgres\n  host", "engine: oracle\n  host"),

@@ -138,92 +138,92 @@ pub fn key_fingerprint(key: &Row) -> String {
     s
 }
 
+/// Whether a source block names this table (no allocation: runs once per record).
+fn same_table(id: &TableId, source: &crate::envelope::Source) -> bool {
+    id.db == source.db && id.schema == source.schema && id.table == source.table
+}
+
 /// Coalesce the records of one table, given in Kafka order.
-pub fn coalesce<I>(records: I) -> Result<CoalescedBatch, CoalesceError>
+///
+/// The records are borrowed: only the rows that survive (the last change of each key) are
+/// copied into the batch, so a caller that may have to plan the same records again (the sink
+/// after a block or a poison record) keeps them without copying every one up front.
+pub fn coalesce<'a, I>(records: I) -> Result<CoalescedBatch, CoalesceError>
 where
-    I: IntoIterator<Item = Positioned<Record>>,
+    I: IntoIterator<Item = &'a Positioned<Record>>,
 {
     let mut batch = CoalescedBatch::default();
-    // fingerprint -> (sequence number of the last event, op)
-    let mut latest: HashMap<String, (usize, TableOp)> = HashMap::new();
+    // fingerprint -> (sequence number of the last event, that event)
+    let mut latest: HashMap<String, (usize, &'a Positioned<Record>)> = HashMap::new();
+    let position_of = |item: &Positioned<Record>| Position {
+        topic: item.topic.clone(),
+        partition: item.partition,
+        offset: item.offset,
+    };
 
     for (seq, item) in records.into_iter().enumerate() {
         batch.input_records += 1;
-        let position = Position {
-            topic: item.topic,
-            partition: item.partition,
-            offset: item.offset,
-        };
         // A table's records come from a handful of partitions: a scan beats allocating a key.
-        let slot = batch.offsets.iter_mut().find(|((topic, partition), _)| {
-            *topic == position.topic && *partition == position.partition
-        });
+        let slot = batch
+            .offsets
+            .iter_mut()
+            .find(|((topic, partition), _)| *topic == item.topic && *partition == item.partition);
         match slot {
-            Some((_, previous)) if position.offset <= *previous => {
-                let previous = *previous;
-                return Err(CoalesceError::OutOfOrder { position, previous });
+            Some((_, previous)) if item.offset <= *previous => {
+                return Err(CoalesceError::OutOfOrder {
+                    position: position_of(item),
+                    previous: *previous,
+                });
             }
-            Some((_, previous)) => *previous = position.offset,
+            Some((_, previous)) => *previous = item.offset,
             None => {
-                batch.offsets.insert(
-                    (position.topic.clone(), position.partition),
-                    position.offset,
-                );
+                batch
+                    .offsets
+                    .insert((item.topic.clone(), item.partition), item.offset);
             }
         }
 
-        let mut check_table = |id: TableId, position: &Position| -> Result<(), CoalesceError> {
+        let mut check_table = |source: &crate::envelope::Source| -> Result<(), CoalesceError> {
             match &batch.table {
                 None => {
-                    batch.table = Some(id);
+                    batch.table = Some(TableId::of(source));
                     Ok(())
                 }
-                Some(t) if *t == id => Ok(()),
+                Some(t) if same_table(t, source) => Ok(()),
                 Some(t) => Err(CoalesceError::MixedTables {
-                    position: position.clone(),
+                    position: position_of(item),
                     table: Box::new(t.clone()),
-                    other: Box::new(id),
+                    other: Box::new(TableId::of(source)),
                 }),
             }
         };
 
-        match item.record {
+        match &item.record {
             Record::Change(ev) => {
-                let table = ev.table_id();
-                check_table(table.clone(), &position)?;
-                let Some(key) = ev.key else {
-                    return Err(CoalesceError::MissingKey { position, table });
+                check_table(&ev.source)?;
+                let Some(key) = &ev.key else {
+                    return Err(CoalesceError::MissingKey {
+                        position: position_of(item),
+                        table: ev.table_id(),
+                    });
                 };
-                let fp = key_fingerprint(&key);
-                let op = match ev.op {
-                    Op::Delete => TableOp::Delete { key, position },
-                    op => match ev.after {
-                        Some(row) => TableOp::Upsert {
-                            key,
-                            row,
-                            op,
-                            position,
-                        },
-                        None => {
-                            return Err(CoalesceError::MissingAfter {
-                                position,
-                                op: op.code(),
-                            })
-                        }
-                    },
-                };
-                latest.insert(fp, (seq, op));
+                if ev.op != Op::Delete && ev.after.is_none() {
+                    return Err(CoalesceError::MissingAfter {
+                        position: position_of(item),
+                        op: ev.op.code(),
+                    });
+                }
+                latest.insert(key_fingerprint(key), (seq, item));
             }
             Record::Tombstone { key: Some(key) } => {
                 // After a delete this is a no-op; on a compacted topic it may
                 // be all that is left of the delete, so it deletes.
-                let fp = key_fingerprint(&key);
-                latest.insert(fp, (seq, TableOp::Delete { key, position }));
+                latest.insert(key_fingerprint(key), (seq, item));
             }
             Record::Truncate(t) => {
-                check_table(TableId::of(&t.source), &position)?;
+                check_table(&t.source)?;
                 latest.clear();
-                batch.truncate = Some(position);
+                batch.truncate = Some(position_of(item));
             }
             // Nothing to apply; the offset is still covered.
             Record::Tombstone { key: None }
@@ -235,8 +235,35 @@ where
         }
     }
 
-    let mut ops: Vec<(usize, TableOp)> = latest.into_values().collect();
-    ops.sort_by_key(|(seq, _)| *seq);
-    batch.ops = ops.into_iter().map(|(_, op)| op).collect();
+    let mut winners: Vec<(usize, &Positioned<Record>)> = latest.into_values().collect();
+    winners.sort_by_key(|(seq, _)| *seq);
+    batch.ops = winners
+        .into_iter()
+        .filter_map(|(_, item)| {
+            let position = position_of(item);
+            match &item.record {
+                Record::Change(ev) => {
+                    // Both checked above: a kept change has a key, and an after row unless
+                    // it is a delete.
+                    let key = ev.key.clone()?;
+                    Some(match ev.op {
+                        Op::Delete => TableOp::Delete { key, position },
+                        op => TableOp::Upsert {
+                            key,
+                            row: ev.after.clone()?,
+                            op,
+                            position,
+                        },
+                    })
+                }
+                Record::Tombstone { key: Some(key) } => Some(TableOp::Delete {
+                    key: key.clone(),
+                    position,
+                }),
+                // Only changes and keyed tombstones are kept above.
+                _ => None,
+            }
+        })
+        .collect();
     Ok(batch)
 }

@@ -232,7 +232,7 @@ fn coalescing_table() {
     ];
     for (name, records, want) in cases {
         let input = positioned(records);
-        let batch = coalesce(input.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let batch = coalesce(&input).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(describe(&batch), want, "{name}");
         assert_eq!(batch.input_records, input.len(), "{name}");
         if let Some(last) = input.last() {
@@ -264,7 +264,7 @@ fn offsets_are_the_highest_per_partition() {
         offset,
         record,
     };
-    let batch = coalesce(vec![
+    let batch = coalesce(&vec![
         mk("a", 0, 5, c(1, 1)),
         mk("a", 1, 9, c(2, 1)),
         mk("a", 0, 7, u(1, 2)),
@@ -292,7 +292,7 @@ fn coalescing_errors() {
     if let Record::Change(ev) = &mut rec {
         ev.key = None;
     }
-    let e = coalesce(positioned(vec![c(2, 2), rec])).unwrap_err();
+    let e = coalesce(&positioned(vec![c(2, 2), rec])).unwrap_err();
     assert!(matches!(e, CoalesceError::MissingKey { .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -305,7 +305,7 @@ fn coalescing_errors() {
     if let Record::Change(ev) = &mut other {
         ev.source.table = Some("u".into());
     }
-    let e = coalesce(positioned(vec![c(1, 1), other])).unwrap_err();
+    let e = coalesce(&positioned(vec![c(1, 1), other])).unwrap_err();
     assert!(
         e.to_string().contains("core.public.u") && e.to_string().contains("core.public.t"),
         "{e}"
@@ -314,7 +314,7 @@ fn coalescing_errors() {
     // Offsets going backwards within a partition.
     let mut input = positioned(vec![c(1, 1), c(2, 2)]);
     input[1].offset = 100;
-    let e = coalesce(input).unwrap_err();
+    let e = coalesce(&input).unwrap_err();
     assert!(
         matches!(e, CoalesceError::OutOfOrder { previous: 100, .. }),
         "{e}"
@@ -347,7 +347,7 @@ fn decoded_json_events_coalesce() {
             record: d.decode(k.map(|k| k.as_slice()), v.as_deref()).unwrap(),
         })
         .collect();
-    let batch = coalesce(records).unwrap();
+    let batch = coalesce(&records).unwrap();
     assert_eq!(batch.truncate.as_ref().map(|p| p.offset), Some(42));
     assert_eq!(batch.ops.len(), 1);
     assert!(matches!(&batch.ops[0], TableOp::Delete { position, .. } if position.offset == 45));
@@ -413,7 +413,7 @@ fn property_coalesced_batch_equals_sequential_application() {
                 }
             })
             .collect();
-        let batch = coalesce(input.clone()).unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let batch = coalesce(&input).unwrap_or_else(|e| panic!("case {case}: {e}"));
         let start_ids: Vec<i64> = (0..keys).filter(|_| rng.below(2) == 0).collect();
         let s0 = initial_state(&start_ids);
         assert_eq!(

@@ -114,12 +114,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Measure lockstep against the target's own ceiling on this machine (needs the local stack).
     Bench(BenchArgs),
-    /// Schema changes in lockstep with CDC: plan, apply, resume, status, history.
+    /// Schema changes in lockstep with CDC: plan, apply, approve, cancel, resume, status, history.
     Ddl(crate::ddl_cmd::DdlArgs),
     /// Check a pipeline file against the live source, target, publication and connectors.
     Pipeline(crate::ddl_cmd::PipelineArgs),
     /// Every pipeline at a glance: state, freshness, lag p99 and last incident per connector / sink.
     Status(crate::status_cmd::StatusArgs),
+    /// Auto-tune a Debezium connector's batch / queue / poll knobs to keep lag within an SLO.
+    Tune(crate::tune_cmd::TuneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,7 +139,9 @@ Example pipeline file:
   schema_drift: block          # block: hold only the drifted table until the target has the
                                # columns | evolve: add them as nullable | fail: stop the sink
   errors: {tolerance: all, dead_letter_topic: orders-dr.dlq, max_dead_letters: 1000}
-  assignment: {instance: 0, instances: 1}   # scale-out: this process's share of the partitions"
+  assignment: {instance: 0, instances: 1}   # scale-out: this process's share of the partitions
+  slo: {lag_seconds: 5, objective: 0.99, freshness_seconds: 300}   # exported for the alert
+                               # rules: 99% of changes within 5 s; newest change < 5 min old"
 )]
 pub struct SinkArgs {
     #[command(subcommand)]
@@ -436,6 +440,23 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Schema changes over HTTP (the same plans, executor and store as `lockstep ddl`):
+  lockstep serve --ddl-pipeline orders.yaml
+  curl -X POST localhost:8480/api/v1/ddl/plan \\
+       -d '{\"pipeline\": \"orders-dr\", \"sql\": \"ALTER TABLE orders ADD COLUMN note text\"}'
+  curl -X POST localhost:8480/api/v1/ddl/operations \\
+       -d '{\"pipeline\": \"orders-dr\", \"sql\": \"...\", \"actor\": \"ann\", \"require_approval\": true}'
+  curl -X POST localhost:8480/api/v1/ddl/operations/12/approve -d '{\"actor\": \"bo\"}'
+  curl -X POST localhost:8480/api/v1/ddl/operations/12/cancel
+  curl localhost:8480/api/v1/ddl/operations/12
+A plan request is a dry run. An apply answers 202 with the operation ids and runs them in the
+background, one at a time. Bad input changes nothing and gets a 4xx with {error, hint}: 400
+not the expected JSON, 404 unknown pipeline, 409 an earlier operation is unfinished, 413 body
+over 64 KiB, 422 the script was refused (every reason). At start, operations a crash left
+unfinished are resumed or compensated, one log line each saying which. Every route:
+/openapi.json."
+)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LOCKSTEP_LISTEN", default_value = "127.0.0.1:8480")]
@@ -444,6 +465,12 @@ pub struct ServeArgs {
     /// failed sink is restarted with backoff and shows `failed` in /api/v1/sinks meanwhile.
     #[arg(long = "pipeline", value_name = "FILE")]
     pub pipelines: Vec<PathBuf>,
+    /// Offer this pipeline file (sink file with a `source:` section, see `lockstep ddl
+    /// --help`) to the DDL API by its name, without running its sink here (repeatable). A
+    /// --pipeline file with a `source:` section is offered too. Operations are recorded in
+    /// the state store of --watch-state-dir (LOCKSTEP_STATE_DIR).
+    #[arg(long = "ddl-pipeline", value_name = "FILE")]
+    pub ddl_pipelines: Vec<PathBuf>,
     #[command(flatten)]
     pub drift: crate::connectors_cmd::DriftServeArgs,
     #[command(flatten)]

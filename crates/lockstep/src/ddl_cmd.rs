@@ -1,16 +1,18 @@
-//! `lockstep ddl plan|apply|resume|status|history`: schema changes in lockstep with CDC, over
-//! `lockstep-ddl-exec` (introspection, planning, the durable executor) and `lockstep-store`.
+//! `lockstep ddl plan|apply|approve|cancel|resume|status|history`: schema changes in lockstep
+//! with CDC, over `lockstep-ddl-exec` (introspection, planning, the durable executor) and
+//! `lockstep-store`. The service API (`ddl_api`) runs operations through the same functions.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use lockstep_ddl_exec::exec::{self, new_operation, stored_plan, unsupported_steps};
+use lockstep_ddl_exec::guard::{self, Guardrail, Verdict};
 use lockstep_ddl_exec::{
     prepare, source, DdlPipeline, Executor, Recovery, Refusals, RunOutcome, TargetDb,
 };
 use lockstep_ddl_plan::{Compensation, Plan, StepKind};
-use lockstep_store::{ListFilter, Operation, OperationId, OperationState, Store};
+use lockstep_store::{AuditEntry, ListFilter, Operation, OperationId, OperationState, Store};
 use serde::Serialize;
 
 use crate::audit_cmd::StateDirArgs;
@@ -34,6 +36,10 @@ use crate::{exit, AlreadyReported};
     signal_table: public.dbz_signal  # optional: plans with a re-snapshot need it
     lock_timeout_ms: 2000            # optional: source DDL lock_timeout, retries, waits
     ddl_retries: 5
+    guardrails:                      # optional: limits checked before a DDL starts
+      max_lag_records: 10000         # records the sink has not applied yet (default 10000)
+      max_lag_seconds: 300           # age of the oldest one (default 300)
+      timeout_ms: 10000              # bound of each reading (default 10000)
 
 `plan` reads the source catalog, classifies every statement and prints its plan; nothing
 is changed. Anything unparseable, unknown, outside the pipeline or ambiguous refuses the whole
@@ -46,9 +52,32 @@ narrowing, SET NOT NULL: they wait until the sink passed the source change, whic
 Connect cluster: --connect-url or lockstep.yaml). Plans needing a connector pause, a sink hold
 or a snapshot are refused before anything runs.
 
+Guardrails: before `apply` (and `approve`) records or runs anything, lockstep checks that
+every source connector and its tasks are RUNNING, that the sink is within max_lag_records /
+max_lag_seconds (topic end offsets against the sink's offsets in the target), and that no
+Debezium incremental snapshot is in progress (the incremental_snapshot_* keys in the
+connector's committed source offset). Any failing guardrail refuses the DDL (exit 1, every
+reason and what to do, an audit record ddl.guardrails_refused); nothing is applied. The
+connector and snapshot guardrails need the Connect cluster: without one they are reported
+as not checked. `--force-guardrail NAME` (connector_running, sink_lag,
+incremental_snapshot; repeatable) runs despite that one guardrail; the override is audited
+(ddl.guardrails_overridden).
+
+`apply --require-approval` records the plans as pending_approval and runs nothing (exit 0);
+`approve ID` records who approved and runs it. `cancel ID` cancels an operation that has not
+started or awaits approval at once; a running one stops at its next step boundary and what
+ran is undone, like a failure before the point of no return. Past the point of no return
+(the source change started) a cancel is refused: the plan can only be finished (`resume`).
+A crash at any point is recovered by `resume` (or `lockstep serve` at start), which says per
+operation whether it rolled forward or compensated. `lockstep serve` offers the same over
+HTTP: /api/v1/ddl/... (see /openapi.json).
+
 Examples:
   lockstep ddl plan  --pipeline orders.yaml --sql 'ALTER TABLE orders ADD COLUMN note text'
   lockstep ddl apply --pipeline orders.yaml --file change.sql
+  lockstep ddl apply --pipeline orders.yaml --file change.sql --require-approval
+  lockstep ddl apply --pipeline orders.yaml --file change.sql --force-guardrail sink_lag
+  lockstep ddl approve 12        lockstep ddl cancel 12
   lockstep ddl status            lockstep ddl status 12          lockstep ddl history 12"
 )]
 pub struct DdlArgs {
@@ -65,6 +94,19 @@ pub struct ScriptArgs {
     /// A file holding the DDL script.
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+/// Overriding guardrails (checked before a DDL starts).
+#[derive(Debug, Args)]
+pub struct GuardrailArgs {
+    /// Run although this guardrail refuses (connector_running, sink_lag,
+    /// incremental_snapshot); repeatable. The override is recorded in the audit log.
+    #[arg(long = "force-guardrail", value_name = "NAME", value_parser = parse_guardrail)]
+    pub force: Vec<Guardrail>,
+}
+
+fn parse_guardrail(s: &str) -> Result<Guardrail, String> {
+    s.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +128,34 @@ pub enum DdlCommand {
         #[command(flatten)]
         state: StateDirArgs,
         /// Who asks (recorded in the audit log); default $USER.
+        #[arg(long, env = "LOCKSTEP_ACTOR")]
+        actor: Option<String>,
+        /// Record the plans as pending_approval and run nothing; `lockstep ddl approve ID`
+        /// runs one (`lockstep ddl cancel ID` drops it).
+        #[arg(long)]
+        require_approval: bool,
+        #[command(flatten)]
+        guardrails: GuardrailArgs,
+    },
+    /// Approve an operation recorded with --require-approval (the approver is recorded) and
+    /// run it, after any other unfinished operation.
+    Approve {
+        id: OperationId,
+        #[command(flatten)]
+        state: StateDirArgs,
+        /// Who approves (recorded in the store and the audit log); default $USER.
+        #[arg(long, env = "LOCKSTEP_ACTOR")]
+        actor: Option<String>,
+        #[command(flatten)]
+        guardrails: GuardrailArgs,
+    },
+    /// Cancel an operation: at once when it has not started or awaits approval; at its next
+    /// step boundary (what ran is undone) when it runs. Refused once it is finished or past
+    /// its point of no return.
+    Cancel {
+        id: OperationId,
+        #[command(flatten)]
+        state: StateDirArgs,
         #[arg(long, env = "LOCKSTEP_ACTOR")]
         actor: Option<String>,
     },
@@ -118,7 +188,77 @@ pub async fn run(global: &GlobalArgs, args: DdlArgs) -> anyhow::Result<u8> {
             script,
             state,
             actor,
-        } => apply(global, &pipeline, &script, &state, actor).await,
+            require_approval,
+            guardrails,
+        } => {
+            apply(
+                global,
+                &pipeline,
+                &script,
+                &state,
+                actor,
+                require_approval,
+                &guardrails.force,
+            )
+            .await
+        }
+        DdlCommand::Approve {
+            id,
+            state,
+            actor,
+            guardrails,
+        } => {
+            let store = Store::open_existing(&state.db_path())?;
+            let actor = actor_name(actor);
+            let op = ddl_operation(&store, id)?;
+            if let Some(refusal) = approval_refusal(&store, id)? {
+                return Err(anyhow!(refusal));
+            }
+            // The pipeline may have changed since the plan was recorded: check it again.
+            let stored = stored_plan(op.id, &op.plan)?;
+            let pipeline = DdlPipeline::load(Path::new(&stored.pipeline)).with_context(|| {
+                format!(
+                    "operation {id} was planned against pipeline file {}, which is needed to run it",
+                    stored.pipeline
+                )
+            })?;
+            let connect = connect_client(global)?;
+            let verdict = check_guardrails(
+                &store,
+                &pipeline,
+                &stored.pipeline,
+                connect.as_ref(),
+                &guardrails.force,
+                &actor,
+            )
+            .await?;
+            if !verdict.passed() {
+                return refuse(global.output, &guardrail_refusals(&verdict));
+            }
+            store.approve(id, &actor)?;
+            eprintln!("operation {id} approved by {actor}; running it");
+            let mut view = ApplyView::default();
+            let ok = resume_all(&store, &actor, connect.as_ref(), &mut view).await?;
+            print(global.output, &view)?;
+            if ok {
+                Ok(exit::OK)
+            } else {
+                eprintln!("error: the DDL did not complete; see the steps above and `lockstep ddl status`");
+                Err(AlreadyReported(exit::FAILED).into())
+            }
+        }
+        DdlCommand::Cancel { id, state, actor } => {
+            let store = Store::open_existing(&state.db_path())?;
+            let actor = actor_name(actor);
+            let op = ddl_operation(&store, id)?;
+            if let Some(refusal) = exec::cancel_refusal(&op) {
+                return Err(anyhow!(refusal));
+            }
+            let now = store.request_cancel(id, &actor)?;
+            print(global.output, &OperationView::from_op(&store.get(id)?))?;
+            eprintln!("{}", cancel_message(id, now));
+            Ok(exit::OK)
+        }
         DdlCommand::Resume { state, actor } => {
             let store = Store::open_dir(&state.state_dir)?;
             let actor = actor_name(actor);
@@ -154,7 +294,50 @@ pub async fn run(global: &GlobalArgs, args: DdlArgs) -> anyhow::Result<u8> {
     }
 }
 
-fn actor_name(actor: Option<String>) -> String {
+/// What a cancel request did, for people.
+pub(crate) fn cancel_message(id: OperationId, now: OperationState) -> String {
+    match now {
+        OperationState::Cancelled => format!("operation {id} cancelled; none of its steps ran"),
+        _ => format!(
+            "operation {id} is running: cancel requested; it stops at its next step boundary and what ran is undone (`lockstep ddl status {id}` shows when). If no process runs it any more (a crash), `lockstep ddl resume` or `lockstep serve` finishes the cancel"
+        ),
+    }
+}
+
+/// Why operation `id` may not be approved yet: an earlier DDL operation still awaits its
+/// approval. Statements are planned in order (a later one may rely on an earlier one), so
+/// they are approved, and run, in order.
+pub(crate) fn approval_refusal(store: &Store, id: OperationId) -> anyhow::Result<Option<String>> {
+    let earlier = store
+        .list(&ListFilter {
+            kind: Some(exec::KIND.into()),
+            state: Some(OperationState::PendingApproval),
+            ..Default::default()
+        })?
+        .into_iter()
+        .map(|o| o.id)
+        .filter(|o| *o < id)
+        .min();
+    Ok(earlier.map(|e| {
+        format!(
+            "operation {e}, recorded before {id}, still awaits approval: operations run in the order they were planned. Approve {e} first, or cancel it"
+        )
+    }))
+}
+
+/// A DDL operation of the store, or an error saying there is none.
+fn ddl_operation(store: &Store, id: OperationId) -> anyhow::Result<Operation> {
+    let op = store.get(id)?;
+    if op.kind != exec::KIND {
+        return Err(anyhow!(
+            "operation {id} is a {} operation, not a DDL one: `lockstep ddl status` lists DDL operations",
+            op.kind
+        ));
+    }
+    Ok(op)
+}
+
+pub(crate) fn actor_name(actor: Option<String>) -> String {
     actor
         .or_else(|| std::env::var("USER").ok())
         .filter(|a| !a.trim().is_empty())
@@ -231,6 +414,8 @@ async fn apply(
     script: &ScriptArgs,
     state: &StateDirArgs,
     actor: Option<String>,
+    require_approval: bool,
+    force: &[Guardrail],
 ) -> anyhow::Result<u8> {
     let format = global.output;
     let actor = actor_name(actor);
@@ -264,31 +449,153 @@ async fn apply(
             },
         );
     }
-    let pipeline_name = std::fs::canonicalize(pipeline_path)
-        .unwrap_or_else(|_| pipeline_path.to_path_buf())
-        .display()
-        .to_string();
-    // Every operation is recorded before any step runs.
-    let mut ids = Vec::new();
-    for p in &prepared.plans {
-        ids.push(store.create_operation(&new_operation(&pipeline_name, p, &actor)?)?);
+    let key = pipeline_key(pipeline_path);
+    let verdict =
+        check_guardrails(&store, &pipeline, &key, connect.as_ref(), force, &actor).await?;
+    if !verdict.passed() {
+        return refuse(format, &guardrail_refusals(&verdict));
     }
-    let (mut source, mut target) = connect_dbs(&pipeline).await?;
+    let ids = record_operations(&store, &key, &prepared.plans, &actor, require_approval)?;
+    if require_approval {
+        for id in &ids {
+            view.operations
+                .push(OperationView::from_op(&store.get(*id)?));
+        }
+        print(format, &view)?;
+        for id in &ids {
+            eprintln!(
+                "operation {id} awaits approval; nothing ran. Approve and run it: `lockstep ddl approve {id}`; drop it: `lockstep ddl cancel {id}`"
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let ok = run_operations(&store, &pipeline, connect, &ids, &actor, &mut view).await?;
+    print(format, &view)?;
+    if ok {
+        Ok(exit::OK)
+    } else {
+        eprintln!("error: the DDL did not complete; see the steps above and `lockstep ddl status`");
+        Err(AlreadyReported(exit::FAILED).into())
+    }
+}
+
+/// Observe the pipeline and judge the guardrails (`lockstep_ddl_exec::guard`). A refusal,
+/// and a refusal overridden with --force-guardrail, are audit records
+/// (`ddl.guardrails_refused`, `ddl.guardrails_overridden`); what could not be checked is
+/// printed on stderr.
+pub(crate) async fn check_guardrails(
+    store: &Store,
+    pipeline: &DdlPipeline,
+    pipeline_key: &str,
+    connect: Option<&lockstep_connect::ConnectClient>,
+    force: &[Guardrail],
+    actor: &str,
+) -> anyhow::Result<Verdict> {
+    let started = std::time::Instant::now();
+    let facts = guard::observe(pipeline, connect).await;
+    let limits = pipeline.source.guardrails.unwrap_or_default();
+    let verdict = guard::evaluate(&facts, &limits, force);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "guardrails observed"
+    );
+    for (g, why) in &verdict.unchecked {
+        eprintln!("warning: guardrail {g} not checked: {why}");
+    }
+    for r in &verdict.overridden {
+        eprintln!("warning: guardrail overridden by {actor} (--force-guardrail): {r}");
+    }
+    let action = if !verdict.passed() {
+        Some("ddl.guardrails_refused")
+    } else if !verdict.overridden.is_empty() {
+        Some("ddl.guardrails_overridden")
+    } else {
+        None
+    };
+    if let Some(action) = action {
+        store.append_audit(&AuditEntry::new(
+            actor,
+            action,
+            pipeline.sink.name.clone(),
+            serde_json::json!({
+                "pipeline": pipeline_key,
+                "refusals": verdict.refusals,
+                "overridden": verdict.overridden,
+                "forced": force,
+                "unchecked": verdict.unchecked,
+                "limits": limits,
+                "facts": facts,
+            }),
+        ))?;
+    }
+    Ok(verdict)
+}
+
+/// A guardrail verdict's refusals as the DDL's refusal (stage `guardrails`).
+pub(crate) fn guardrail_refusals(verdict: &Verdict) -> Refusals {
+    Refusals {
+        stage: "guardrails",
+        reasons: verdict.refusals.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// How an operation names its pipeline file in the store: the canonical path, so that a
+/// resume from another directory finds it.
+pub(crate) fn pipeline_key(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Record one operation per plan (all steps pending) before any step runs.
+pub(crate) fn record_operations(
+    store: &Store,
+    pipeline_key: &str,
+    plans: &[Plan],
+    actor: &str,
+    require_approval: bool,
+) -> anyhow::Result<Vec<OperationId>> {
+    let mut ids = Vec::new();
+    for p in plans {
+        let mut new = new_operation(pipeline_key, p, actor)?;
+        new.require_approval = require_approval;
+        ids.push(store.create_operation(&new)?);
+    }
+    Ok(ids)
+}
+
+/// Run recorded operations in order; a statement after one that did not succeed does not
+/// run (it is cancelled). False when one did not succeed.
+pub(crate) async fn run_operations(
+    store: &Store,
+    pipeline: &DdlPipeline,
+    connect: Option<lockstep_connect::ConnectClient>,
+    ids: &[OperationId],
+    actor: &str,
+    view: &mut ApplyView,
+) -> anyhow::Result<bool> {
+    let (mut source, mut target) = connect_dbs(pipeline).await?;
     let mut ok = true;
     let mut executor = Executor {
-        store: &store,
-        pipeline: &pipeline,
+        store,
+        pipeline,
         connect,
         source: &mut source,
         target: &mut target,
         database: pipeline.source.database.clone(),
-        actor: actor.clone(),
+        actor: actor.to_string(),
         recoveries: Vec::new(),
     };
-    for id in &ids {
+    for id in ids {
         if !ok {
             // A statement after a failed one does not run.
-            store.request_cancel(*id, &actor)?;
+            if matches!(
+                store.get(*id)?.state,
+                OperationState::Approved | OperationState::PendingApproval
+            ) {
+                store.request_cancel(*id, actor)?;
+            }
             view.operations
                 .push(OperationView::from_op(&store.get(*id)?));
             continue;
@@ -300,18 +607,12 @@ async fn apply(
         view.operations.push(op_view);
     }
     view.recoveries.append(&mut executor.recoveries);
-    print(format, &view)?;
-    if ok {
-        Ok(exit::OK)
-    } else {
-        eprintln!("error: the DDL did not complete; see the steps above and `lockstep ddl status`");
-        Err(AlreadyReported(exit::FAILED).into())
-    }
+    Ok(ok)
 }
 
 /// Run every unfinished DDL operation to its end, oldest first. False when one did not
 /// succeed or compensate.
-async fn resume_all(
+pub(crate) async fn resume_all(
     store: &Store,
     actor: &str,
     connect: Option<&lockstep_connect::ConnectClient>,
@@ -346,7 +647,7 @@ async fn resume_all(
         let outcome = executor.run(op.id).await?;
         if !matches!(
             outcome,
-            RunOutcome::Succeeded | RunOutcome::Compensated { .. }
+            RunOutcome::Succeeded | RunOutcome::Compensated { .. } | RunOutcome::Cancelled { .. }
         ) {
             ok = false;
         }
@@ -485,10 +786,16 @@ struct StepView {
 }
 
 #[derive(Serialize)]
-struct OperationView {
+pub(crate) struct OperationView {
     id: i64,
     subject: String,
     state: OperationState,
+    requested_by: String,
+    require_approval: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<lockstep_store::Stamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancel_request: Option<lockstep_store::Stamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sql: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -499,7 +806,7 @@ struct OperationView {
 }
 
 impl OperationView {
-    fn from_op(op: &Operation) -> Self {
+    pub(crate) fn from_op(op: &Operation) -> Self {
         let plan = stored_plan(op.id, &op.plan).ok().map(|s| s.plan);
         let steps = op
             .steps
@@ -527,6 +834,10 @@ impl OperationView {
             id: op.id.0,
             subject: op.subject.clone(),
             state: op.state,
+            requested_by: op.requested_by.clone(),
+            require_approval: op.require_approval,
+            approval: op.approval.clone(),
+            cancel_request: op.cancel_request.clone(),
             sql: plan.map(|p| p.sql),
             error: op.error.clone(),
             outcome: None,
@@ -586,18 +897,27 @@ fn op_footer(op: &OperationView) -> Vec<String> {
         Some(RunOutcome::Compensated { reason }) => {
             out.push(format!("  compensated (everything that ran was undone): {reason}"))
         }
+        Some(RunOutcome::Cancelled { reason }) => {
+            out.push(format!("  {reason}; everything that ran was undone"))
+        }
         _ => {}
+    }
+    if op.state == OperationState::PendingApproval {
+        out.push(format!(
+            "  awaits approval: `lockstep ddl approve {}` runs it, `lockstep ddl cancel {}` drops it",
+            op.id, op.id
+        ));
     }
     out
 }
 
 #[derive(Serialize, Default)]
-struct ApplyView {
+pub(crate) struct ApplyView {
     /// Unfinished operations run to their end first.
-    resumed: Vec<OperationView>,
-    operations: Vec<OperationView>,
+    pub(crate) resumed: Vec<OperationView>,
+    pub(crate) operations: Vec<OperationView>,
     /// What recovery decided about steps a crash interrupted.
-    recoveries: Vec<Recovery>,
+    pub(crate) recoveries: Vec<Recovery>,
 }
 
 impl TableView for ApplyView {

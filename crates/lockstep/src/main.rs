@@ -8,6 +8,7 @@ mod bench_workload;
 mod cli;
 mod connect_cmd;
 mod connectors_cmd;
+mod ddl_api;
 mod ddl_cmd;
 mod lint_cmd;
 mod output;
@@ -16,6 +17,7 @@ mod sink_cmd;
 mod sink_service;
 mod status_cmd;
 mod target;
+mod tune_cmd;
 mod verify_cmd;
 mod watch_cmd;
 
@@ -103,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ddl(args) => ddl_cmd::run(&cli.global, args).await,
         Command::Pipeline(args) => ddl_cmd::run_pipeline(&cli.global, args).await,
         Command::Status(args) => status_cmd::run(&cli.global, args).await,
+        Command::Tune(args) => tune_cmd::run(&cli.global, args).await,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `lockstep serve`: the long-running service: health, a read-only view of the configured
 //! Connect cluster, the sinks of `--pipeline` (`sink_service`), the watchdog of `--watch`, the
-//! connector drift loop of `--connectors` (`connectors_cmd::serve_drift`), one `/metrics` for
-//! all of them, and the OpenAPI spec of every route at `/openapi.json`.
+//! connector drift loop of `--connectors` (`connectors_cmd::serve_drift`), the DDL API of
+//! `--ddl-pipeline` (`ddl_api`), one `/metrics` for all of them, and the OpenAPI spec of every
+//! route at `/openapi.json`.
 
 use std::sync::Arc;
 
@@ -31,9 +32,24 @@ use crate::cli::{GlobalArgs, ServeArgs};
         crate::sink_service::show,
         crate::sink_service::control,
         crate::sink_service::table_control,
-        crate::sink_service::drain
+        crate::sink_service::drain,
+        crate::ddl_api::plan,
+        crate::ddl_api::apply,
+        crate::ddl_api::list,
+        crate::ddl_api::show,
+        crate::ddl_api::approve,
+        crate::ddl_api::cancel
     ),
-    components(schemas(Health, ConnectorSummary, ApiError))
+    components(schemas(
+        Health,
+        ConnectorSummary,
+        ApiError,
+        crate::ddl_api::DdlApiError,
+        crate::ddl_api::PlanRequest,
+        crate::ddl_api::ApplyRequest,
+        crate::ddl_api::ActorRequest,
+        crate::ddl_api::ApproveRequest
+    ))
 )]
 struct ApiDoc;
 
@@ -181,6 +197,19 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
         )?),
         None => None,
     };
+    // The DDL API: --ddl-pipeline files, and --pipeline files with a source: section.
+    let mut ddl_files = args.ddl_pipelines.clone();
+    for path in &args.pipelines {
+        if has_source_section(path) && !ddl_files.contains(path) {
+            ddl_files.push(path.clone());
+        }
+    }
+    let ddl =
+        crate::ddl_api::DdlService::new(&ddl_files, &args.watch.watch_state_dir, connect.clone())?;
+    // Operations a crash left unfinished are resumed or compensated first, one log line each.
+    // Not awaited at shutdown (nor are DDL runs): a step cut short is the crash case, which
+    // the next start recovers from the store.
+    let _ddl_resume = ddl.resume_at_start();
     let sink_set = crate::sink_service::SinkSet {
         sinks: Arc::new(sinks),
         registry: Arc::new(std::sync::Mutex::new(registry)),
@@ -191,7 +220,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
         tasks.len()
     );
     let app = router(Arc::new(AppState { connect })).merge(crate::sink_service::routes(sink_set));
-    let app = app.merge(drift);
+    let app = app.merge(drift).merge(crate::ddl_api::routes(ddl));
     let shutdown = crate::sink_cmd::shutdown_flag()?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -206,6 +235,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<u8> {
         let _ = task.await;
     }
     Ok(crate::exit::OK)
+}
+
+/// Does this pipeline file carry a `source:` section (then the DDL API offers it)?
+fn has_source_section(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text).ok())
+        .is_some_and(|v| v.get("source").is_some())
 }
 
 #[cfg(test)]
@@ -227,6 +264,12 @@ mod tests {
             ("/api/v1/sinks/{name}/{verb}", "post"),
             ("/api/v1/sinks/{name}/tables/{table}/{verb}", "post"),
             ("/api/v1/sinks/{name}/drain", "post"),
+            ("/api/v1/ddl/plan", "post"),
+            ("/api/v1/ddl/operations", "post"),
+            ("/api/v1/ddl/operations", "get"),
+            ("/api/v1/ddl/operations/{id}", "get"),
+            ("/api/v1/ddl/operations/{id}/approve", "post"),
+            ("/api/v1/ddl/operations/{id}/cancel", "post"),
         ];
         for (path, method) in routes {
             assert!(
@@ -235,6 +278,15 @@ mod tests {
                 paths.keys().collect::<Vec<_>>()
             );
         }
-        assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
+        let methods: usize = paths
+            .values()
+            .filter_map(|p| p.as_object())
+            .map(|p| {
+                p.keys()
+                    .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+                    .count()
+            })
+            .sum();
+        assert_eq!(methods, routes.len(), "{:?}", paths.keys());
     }
 }

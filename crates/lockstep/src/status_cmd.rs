@@ -158,7 +158,7 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 
 /// Parses `name{a="x",b="y"} value` into (name, labels, value); `None` for comments and lines
 /// it does not understand.
-fn parse_sample(line: &str) -> Option<(&str, BTreeMap<String, String>, f64)> {
+pub fn parse_sample(line: &str) -> Option<(&str, BTreeMap<String, String>, f64)> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -185,6 +185,15 @@ fn parse_sample(line: &str) -> Option<(&str, BTreeMap<String, String>, f64)> {
 
 /// The sinks' lag p99 per (pipeline, table) from an OpenMetrics / Prometheus text exposition.
 pub fn lag_p99_by_table(exposition: &str) -> BTreeMap<(String, String), Option<f64>> {
+    lag_buckets(exposition)
+        .into_iter()
+        .map(|(k, b)| (k, histogram_quantile(0.99, &b)))
+        .collect()
+}
+
+/// The sinks' cumulative lag buckets `(le, count)` per (pipeline, table), in exposition order,
+/// from an OpenMetrics / Prometheus text exposition (`lockstep tune` reads them too).
+pub fn lag_buckets(exposition: &str) -> BTreeMap<(String, String), Vec<(f64, f64)>> {
     let bucket = format!("{LAG_METRIC}_bucket");
     let mut buckets: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
     for (name, labels, value) in exposition.lines().filter_map(parse_sample) {
@@ -211,9 +220,6 @@ pub fn lag_p99_by_table(exposition: &str) -> BTreeMap<(String, String), Option<f
             .push((le, value));
     }
     buckets
-        .into_iter()
-        .map(|(k, b)| (k, histogram_quantile(0.99, &b)))
-        .collect()
 }
 
 /// "ts action (cause)" of the newest audit record about `subject` by the watchdog.
@@ -245,7 +251,8 @@ fn audit_log(dir: &Path) -> anyhow::Result<Vec<lockstep_store::AuditRecord>> {
     Ok(store.audit_records(None, 0)?)
 }
 
-async fn scrape(url: &str) -> anyhow::Result<String> {
+/// One GET of a /metrics endpoint: its text (`lockstep tune` scrapes with it too).
+pub(crate) async fn scrape(url: &str) -> anyhow::Result<String> {
     let response = reqwest::Client::new()
         .get(url)
         .timeout(std::time::Duration::from_secs(10))

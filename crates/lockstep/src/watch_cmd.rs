@@ -4,6 +4,11 @@
 //! [`lockstep_watchdog::decide`], carries out its actions (restart with
 //! `includeTasks=true&onlyFailed=true`, alerts), records each in the audit log of the state
 //! store, and updates the `lockstep_watchdog_*` metrics.
+//!
+//! With `--source-db`, it also reads `pg_replication_slots` on those PostgreSQL servers and
+//! checks that every RUNNING Debezium PostgreSQL connector holds its slot
+//! ([`lockstep_watchdog::streaming`]); one that does not after `--not-streaming-grace` is
+//! probed with its own credentials from its Connect config, for the cause.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +19,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::anyhow;
 use clap::Args;
 use lockstep_connect::{ConnectClient, Expand, RestartOptions};
+use lockstep_secret::Secret;
 use lockstep_store::{AuditEntry, Store};
+use lockstep_watchdog::classify::FailureKind;
+use lockstep_watchdog::health::{SlotSample, SLOT_RETENTION_SQL};
+use lockstep_watchdog::metrics::SlotLabels;
 use lockstep_watchdog::metrics::{AlertLabels, CauseLabels, ClusterLabels, ConnectorLabels};
 use lockstep_watchdog::policy::{Breaker, State};
+use lockstep_watchdog::streaming::{
+    self, CommittedPosition, LoginOutcome, LoginTarget, PasswordForm, SlotObservation, SlotRef,
+    Streaming, StreamingMemory, StreamingPolicy,
+};
 use lockstep_watchdog::{
     decide, Action, AlertKind, Cause, ConnectorKey, ObservedConnector, ObservedState, ObservedTask,
     PolicyState, RestartPolicy, WatchdogMetrics,
@@ -44,6 +57,16 @@ const ACTOR: &str = "watchdog";
   * never restarts permanent failures: it raises one alert with the cause and the fix;
   * opens a circuit breaker after --max-restarts restarts within --breaker-window: one alert,
     no restarts until --breaker-cooldown has passed, then one trial restart.
+With --source-db (PostgreSQL sources; password in LOCKSTEP_SOURCE_PASSWORD) it also reads
+pg_replication_slots there: a RUNNING Debezium PostgreSQL connector whose slot (slot.name,
+default debezium) stays missing or inactive for --not-streaming-grace is not streaming
+(Debezium retries a failed start, e.g. a wrong password, inside a task shown RUNNING). The
+watchdog then logs in with the connector's own database.* settings: a rejected password
+(SQLSTATE 28P01 / 28000) raises one alert, never a restart; a refused connection is left to
+Debezium's retries; a snapshot in progress (committed offset) is no incident; anything else
+(or a ${...} password it cannot resolve) raises one 'cause unknown, check the task log'
+alert. The grace counts from the watchdog's first sight of the unused slot (with --once:
+pass --not-streaming-grace 0s).
 Every restart, alert and recovery is appended to the audit log (`lockstep audit show`).
 
 Examples:
@@ -75,6 +98,183 @@ pub struct WatchArgs {
     pub connectors: Vec<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
+}
+
+/// Not-streaming detection flags, shared by `watch` and `serve --watch`.
+#[derive(Debug, Args, Clone)]
+pub struct StreamingArgs {
+    /// A PostgreSQL source whose pg_replication_slots tells whether the Debezium connectors
+    /// reading it stream: postgres://USER@HOST:PORT/DB (repeatable; the password comes from
+    /// LOCKSTEP_SOURCE_PASSWORD, never from the URL). It serves the connectors whose
+    /// database.hostname, database.port and database.dbname are that HOST, PORT and DB.
+    #[arg(long = "source-db", value_name = "URL")]
+    pub source_dbs: Vec<String>,
+    /// How long a RUNNING Debezium PostgreSQL connector's replication slot may stay missing or
+    /// inactive before the connector counts as not streaming.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub not_streaming_grace: Duration,
+}
+
+impl StreamingArgs {
+    pub fn policy(&self) -> StreamingPolicy {
+        StreamingPolicy {
+            grace_ms: u64::try_from(self.not_streaming_grace.as_millis()).unwrap_or(u64::MAX),
+            ..StreamingPolicy::default()
+        }
+    }
+
+    /// The `--source-db` logins, password from `LOCKSTEP_SOURCE_PASSWORD`.
+    pub fn sources(&self) -> anyhow::Result<Vec<SourceDb>> {
+        let password = std::env::var("LOCKSTEP_SOURCE_PASSWORD")
+            .ok()
+            .map(Secret::new);
+        self.source_dbs
+            .iter()
+            .map(|raw| SourceDb::parse(raw, password.as_ref()))
+            .collect()
+    }
+}
+
+/// A PostgreSQL source the watchdog reads `pg_replication_slots` from.
+#[derive(Debug, Clone)]
+pub struct SourceDb {
+    host: String,
+    port: u16,
+    database: String,
+    /// tokio-postgres' `Debug` does not show the password.
+    config: tokio_postgres::Config,
+}
+
+impl SourceDb {
+    fn parse(raw: &str, password: Option<&Secret>) -> anyhow::Result<SourceDb> {
+        let url = url::Url::parse(raw).map_err(|e| {
+            anyhow!("--source-db '{raw}' is not a database URL ({e}); write e.g. postgres://monitor@db-host:5432/orders")
+        })?;
+        if url.password().is_some() {
+            anyhow::bail!("--source-db contains a password: remove it from the URL and set LOCKSTEP_SOURCE_PASSWORD instead");
+        }
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            anyhow::bail!(
+                "--source-db '{raw}': only postgres:// sources have replication slots to watch"
+            );
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| anyhow!("--source-db '{raw}' names no host"))?
+            .to_string();
+        let database = url.path().trim_start_matches('/').to_string();
+        if database.is_empty() || database.contains('/') {
+            anyhow::bail!("--source-db '{raw}' must name one database as its path, e.g. /orders");
+        }
+        if url.username().is_empty() {
+            anyhow::bail!("--source-db '{raw}' names no user: write USER@HOST");
+        }
+        let port = url.port().unwrap_or(streaming::DEFAULT_PORT);
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&host)
+            .port(port)
+            .user(url.username())
+            .dbname(&database)
+            .application_name("lockstep-watchdog")
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(password) = password {
+            config.password(password.expose());
+        }
+        Ok(SourceDb {
+            host,
+            port,
+            database,
+            config,
+        })
+    }
+
+    fn serves(&self, slot: &SlotRef) -> bool {
+        self.host.eq_ignore_ascii_case(&slot.host)
+            && self.port == slot.port
+            && self.database == slot.database
+    }
+
+    /// Every logical slot of the server ([`SLOT_RETENTION_SQL`]).
+    async fn slots(&self) -> anyhow::Result<Vec<SlotSample>> {
+        let connect = self.config.connect(tokio_postgres::NoTls);
+        let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| anyhow!("connecting timed out"))??;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let rows = client.query(SLOT_RETENTION_SQL, &[]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SlotSample {
+                    slot: row.try_get(0)?,
+                    database: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    active: row.try_get(2)?,
+                    retained_bytes: row.try_get(3)?,
+                    wal_status: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Logs in as the connector would, to find why it does not stream. The session is closed at
+/// once; nothing runs in it. The password goes to the server only.
+async fn probe_login(target: &LoginTarget, password: &Secret) -> LoginOutcome {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&target.host)
+        .port(target.port)
+        .user(&target.user)
+        .dbname(&target.database)
+        .password(password.expose())
+        .application_name("lockstep-watchdog-probe")
+        .connect_timeout(Duration::from_secs(5));
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        config.connect(tokio_postgres::NoTls),
+    )
+    .await
+    {
+        Err(_) => LoginOutcome::TimedOut,
+        Ok(Ok((client, connection))) => {
+            drop(client);
+            let _ = connection.await;
+            LoginOutcome::Accepted {
+                position: CommittedPosition::NotRead,
+            }
+        }
+        Ok(Err(err)) => login_error(&err),
+    }
+}
+
+fn login_error(err: &tokio_postgres::Error) -> LoginOutcome {
+    if let Some(db) = err.as_db_error() {
+        return LoginOutcome::Rejected {
+            sqlstate: db.code().code().to_string(),
+            message: db.message().to_string(),
+        };
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return LoginOutcome::Refused,
+                std::io::ErrorKind::TimedOut => return LoginOutcome::TimedOut,
+                _ => {}
+            }
+        }
+        source = e.source();
+    }
+    let text = err.to_string();
+    if text.contains("timeout") || text.contains("timed out") {
+        return LoginOutcome::TimedOut;
+    }
+    LoginOutcome::Failed { message: text }
 }
 
 /// Restart policy flags, shared by `watch` and `serve --watch`.
@@ -137,6 +337,8 @@ pub struct ServeWatchArgs {
     pub watch_state_dir: PathBuf,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
 }
 
 fn now_ms() -> u64 {
@@ -261,7 +463,17 @@ pub struct Watcher {
     freshness: bool,
     tasks_seen: BTreeMap<ConnectorKey, Vec<u32>>,
     permanent_shown: BTreeMap<ConnectorKey, Cause>,
+    /// PostgreSQL sources whose slots show whether connectors stream; empty: not checked.
+    sources: Vec<SourceDb>,
+    streaming_policy: StreamingPolicy,
+    streaming: BTreeMap<ConnectorKey, StreamingMemory>,
+    /// Connectors found RUNNING but not streaming in the last cycle (the `stuck` gauge).
+    not_streaming: BTreeMap<ConnectorKey, bool>,
 }
+
+/// The Connect configs of the Debezium PostgreSQL connectors of one cycle (they carry
+/// passwords: kept for the cycle only).
+type PgConfigs = BTreeMap<ConnectorKey, BTreeMap<String, String>>;
 
 impl Watcher {
     pub fn new(
@@ -282,13 +494,25 @@ impl Watcher {
             freshness: false,
             tasks_seen: BTreeMap::new(),
             permanent_shown: BTreeMap::new(),
+            sources: Vec::new(),
+            streaming_policy: StreamingPolicy::default(),
+            streaming: BTreeMap::new(),
+            not_streaming: BTreeMap::new(),
         }
+    }
+
+    /// Checks that RUNNING Debezium PostgreSQL connectors stream, with these sources' slots.
+    pub fn with_streaming(mut self, sources: Vec<SourceDb>, policy: StreamingPolicy) -> Self {
+        self.sources = sources;
+        self.streaming_policy = policy;
+        self
     }
 
     /// Reads every cluster, all at once (one cycle costs the slowest cluster, not their sum);
     /// results are merged in configuration order.
-    async fn observe(&self, report: &mut CycleReport) -> ObservedState {
+    async fn observe(&self, report: &mut CycleReport) -> (ObservedState, PgConfigs) {
         let mut observed = ObservedState::default();
+        let mut configs = PgConfigs::new();
         let results = futures_util::future::join_all(
             self.clusters
                 .iter()
@@ -297,29 +521,40 @@ impl Watcher {
         .await;
         for ((cluster, _), result) in self.clusters.iter().zip(results) {
             match result {
-                Ok(connectors) => observed.connectors.extend(connectors),
+                Ok((connectors, pg)) => {
+                    observed.connectors.extend(connectors);
+                    configs.extend(pg);
+                }
                 Err(err) => {
                     observed.unreachable.push(cluster.clone());
                     report.unreachable.push((cluster.clone(), err));
                 }
             }
         }
-        observed
+        (observed, configs)
     }
 
-    /// One cluster's connectors, or the error text when it did not answer.
+    /// One cluster's connectors (and, when sources are configured, the configs of its Debezium
+    /// PostgreSQL connectors), or the error text when it did not answer.
     async fn observe_cluster(
         &self,
         cluster: &str,
         client: &ConnectClient,
-    ) -> Result<Vec<ObservedConnector>, String> {
+    ) -> Result<(Vec<ObservedConnector>, PgConfigs), String> {
         let started = Instant::now();
         let labels = ClusterLabels {
             cluster: cluster.to_string(),
         };
-        let result = match client.list_connectors_expanded(Expand::STATUS).await {
+        // The configs come with the same request (expand=info), only when they are used.
+        let expand = if self.sources.is_empty() {
+            Expand::STATUS
+        } else {
+            Expand::ALL
+        };
+        let result = match client.list_connectors_expanded(expand).await {
             Ok(map) => {
                 let mut connectors = Vec::new();
+                let mut pg_configs = PgConfigs::new();
                 for (name, expanded) in map {
                     if !self.only.is_empty() && !self.only.contains(&name) {
                         continue;
@@ -340,6 +575,12 @@ impl Watcher {
                         cluster: cluster.to_string(),
                         connector: name,
                     };
+                    if let Some(info) = expanded.info {
+                        let config = info.config.into_inner();
+                        if streaming::postgres_slot(&config).is_some() {
+                            pg_configs.insert(key.clone(), config);
+                        }
+                    }
                     // The committed position confirms a recovery. It costs one more request
                     // (Connect reads its offsets topic), so it is read once when an incident
                     // starts (the baseline) and then only while a recovery awaits confirmation.
@@ -376,7 +617,7 @@ impl Watcher {
                         position,
                     });
                 }
-                Ok(connectors)
+                Ok((connectors, pg_configs))
             }
             Err(err) => {
                 tracing::warn!(cluster = %cluster, error = %err, "watchdog: cannot read connector states");
@@ -415,8 +656,9 @@ impl Watcher {
     /// One poll → decide → act cycle.
     pub async fn cycle(&mut self) -> CycleReport {
         let mut report = CycleReport::default();
-        let observed = self.observe(&mut report).await;
-        let (actions, memory) = decide(&observed, &self.memory, now_ms(), &self.policy, jitter());
+        let (observed, configs) = self.observe(&mut report).await;
+        let (mut actions, memory) =
+            decide(&observed, &self.memory, now_ms(), &self.policy, jitter());
         self.memory = memory;
 
         let mut by_key: BTreeMap<ConnectorKey, (String, String, String)> = BTreeMap::new();
@@ -424,21 +666,30 @@ impl Watcher {
             let (key, text, cause, detail) = self.carry_out(action).await;
             by_key.insert(key, (text, cause, detail));
         }
+        let (streaming_actions, notes) = self.check_streaming(&observed, &configs).await;
+        drop(configs);
+        for action in &streaming_actions {
+            let (key, text, cause, detail) = self.carry_out(action).await;
+            by_key.insert(key, (text, cause, detail));
+        }
+        actions.extend(streaming_actions);
+        let mut notes = notes;
         self.update_gauges(&observed);
         for c in &observed.connectors {
             let running = c.tasks.iter().filter(|t| t.state == State::Running).count();
             let failure = c.has_failure().then(|| c.classify_failure()).flatten();
             let taken = by_key.remove(&c.key);
             let acted = taken.is_some();
-            let (action, cause, detail) = taken.unwrap_or_else(|| {
-                let waiting = match self.memory.connectors.get(&c.key).map(|m| &m.breaker) {
-                    _ if failure.is_none() => "-",
-                    Some(Breaker::Open { .. }) => "circuit open",
-                    _ if failure.as_ref().is_some_and(|f| f.fix.is_empty()) => "backing off",
-                    _ => "alerted",
-                };
-                (waiting.to_string(), String::new(), String::new())
-            });
+            let (action, cause, detail) =
+                taken.or_else(|| notes.remove(&c.key)).unwrap_or_else(|| {
+                    let waiting = match self.memory.connectors.get(&c.key).map(|m| &m.breaker) {
+                        _ if failure.is_none() => "-",
+                        Some(Breaker::Open { .. }) => "circuit open",
+                        _ if failure.as_ref().is_some_and(|f| f.fix.is_empty()) => "backing off",
+                        _ => "alerted",
+                    };
+                    (waiting.to_string(), String::new(), String::new())
+                });
             report.connectors.push(ConnectorReport {
                 cluster: c.key.cluster.clone(),
                 connector: c.key.connector.clone(),
@@ -458,6 +709,165 @@ impl Watcher {
         }
         report.actions = actions;
         report
+    }
+
+    /// RUNNING Debezium PostgreSQL connectors that do not hold their replication slot past the
+    /// grace period: the verdict ([`streaming::observe`]), a login with the connector's own
+    /// credentials for the cause, one alert per incident ([`streaming::conclude`]). Returns the
+    /// alerts, and a report note (state, cause, detail) for each connector found not streaming.
+    async fn check_streaming(
+        &mut self,
+        observed: &ObservedState,
+        configs: &PgConfigs,
+    ) -> (
+        Vec<Action>,
+        BTreeMap<ConnectorKey, (String, String, String)>,
+    ) {
+        let mut actions = Vec::new();
+        let mut notes = BTreeMap::new();
+        if self.sources.is_empty() {
+            return (actions, notes);
+        }
+        let now = now_ms();
+        // Each source's slots, read at most once per cycle, when a RUNNING connector uses it.
+        let mut slots: BTreeMap<usize, Option<Vec<SlotSample>>> = BTreeMap::new();
+        let mut next: BTreeMap<ConnectorKey, StreamingMemory> = self
+            .streaming
+            .iter()
+            .filter(|(k, _)| observed.unreachable.contains(&k.cluster))
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        self.not_streaming.clear();
+        for c in &observed.connectors {
+            let Some(config) = configs.get(&c.key) else {
+                continue;
+            };
+            let Some(slot) = streaming::postgres_slot(config) else {
+                continue;
+            };
+            let memory = self.streaming.get(&c.key).cloned().unwrap_or_default();
+            let running = c.state == State::Running
+                && !c.tasks.is_empty()
+                && c.tasks.iter().all(|t| t.state == State::Running);
+            let source = self.sources.iter().position(|s| s.serves(&slot));
+            let observation = match source {
+                Some(i) if running => {
+                    if let std::collections::btree_map::Entry::Vacant(entry) = slots.entry(i) {
+                        entry.insert(self.read_slots(&self.sources[i]).await);
+                    }
+                    match slots.get(&i).and_then(Option::as_ref) {
+                        Some(rows) => streaming::observe_slot(rows, &slot),
+                        None => SlotObservation::NotObserved,
+                    }
+                }
+                _ => SlotObservation::NotObserved,
+            };
+            let (verdict, probe, mut memory) =
+                streaming::observe(&memory, running, observation, now, &self.streaming_policy);
+            let mut detail = String::new();
+            if probe {
+                if let Ok(target) = streaming::login_target(config) {
+                    let password = config.get("database.password").map(String::as_str);
+                    let outcome = match streaming::password_form(password) {
+                        PasswordForm::Literal => {
+                            let secret = Secret::new(password.unwrap_or_default());
+                            match probe_login(&target, &secret).await {
+                                // The login works: a snapshot may be why the slot is unused.
+                                LoginOutcome::Accepted { .. } => LoginOutcome::Accepted {
+                                    position: self.committed_position(&c.key).await,
+                                },
+                                other => other,
+                            }
+                        }
+                        form => LoginOutcome::NotTried { form },
+                    };
+                    let diagnosis = streaming::diagnose(&c.key, &slot, &verdict, &target, &outcome);
+                    tracing::warn!(connector = %c.key, cause = diagnosis.cause.as_str(), "watchdog: {}", diagnosis.message);
+                    let (alert, concluded) = streaming::conclude(&memory, &c.key, &diagnosis, now);
+                    memory = concluded;
+                    detail = diagnosis.message;
+                    actions.extend(alert.map(Action::Alert));
+                }
+            }
+            match verdict {
+                Streaming::NotStreaming { .. } if memory.snapshot => {
+                    notes.insert(
+                        c.key.clone(),
+                        ("snapshot in progress".into(), String::new(), detail),
+                    );
+                    self.not_streaming.insert(c.key.clone(), false);
+                }
+                Streaming::NotStreaming { .. } => {
+                    let (state, cause) = match memory.diagnosis {
+                        Some((
+                            FailureKind::Retriable,
+                            cause @ (Cause::ConnectionRefused | Cause::Timeout),
+                        )) => ("not streaming (Debezium retries)", cause.as_str()),
+                        Some((_, cause)) => ("not streaming: alerted", cause.as_str()),
+                        None => ("not streaming", Cause::Unknown.as_str()),
+                    };
+                    notes.insert(
+                        c.key.clone(),
+                        (state.to_string(), cause.to_string(), detail),
+                    );
+                    self.not_streaming.insert(c.key.clone(), true);
+                }
+                Streaming::Unobserved { .. } if source.is_none() => {
+                    notes.insert(
+                        c.key.clone(),
+                        (
+                            "-".into(),
+                            String::new(),
+                            format!("streaming not checked: no --source-db serves {slot}"),
+                        ),
+                    );
+                    self.not_streaming.insert(c.key.clone(), false);
+                }
+                _ => {
+                    self.not_streaming.insert(c.key.clone(), false);
+                }
+            }
+            next.insert(c.key.clone(), memory);
+        }
+        self.streaming = next;
+        (actions, notes)
+    }
+
+    /// What the connector's committed source offset says (snapshot or streaming).
+    async fn committed_position(&self, key: &ConnectorKey) -> CommittedPosition {
+        let Some(client) = self.client(&key.cluster) else {
+            return CommittedPosition::NotRead;
+        };
+        match client.get_offsets(&key.connector).await {
+            Ok(offsets) => committed_position(&offsets),
+            Err(err) => {
+                tracing::debug!(connector = %key, error = %err, "watchdog: cannot read offsets");
+                CommittedPosition::NotRead
+            }
+        }
+    }
+
+    /// A source's logical slots (their WAL retention goes to the slot gauge), or `None` when
+    /// they cannot be read.
+    async fn read_slots(&self, source: &SourceDb) -> Option<Vec<SlotSample>> {
+        match source.slots().await {
+            Ok(rows) => {
+                for row in &rows {
+                    self.metrics
+                        .slot_retained_wal_bytes
+                        .get_or_create(&SlotLabels {
+                            database: row.database.clone(),
+                            slot: row.slot.clone(),
+                        })
+                        .set(row.retained_bytes);
+                }
+                Some(rows)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "watchdog: cannot read pg_replication_slots on {}:{}/{}; not-streaming detection skips its connectors this cycle", source.host, source.port, source.database);
+                None
+            }
+        }
     }
 
     /// Executes one action; returns (connector, what was done, cause, detail).
@@ -554,6 +964,7 @@ impl Watcher {
                 let text = match alert.kind {
                     AlertKind::PermanentFailure => "alert: not restarted",
                     AlertKind::CircuitOpen => "alert: circuit open",
+                    AlertKind::NotStreaming => "alert: not streaming",
                 };
                 (
                     alert.key.clone(),
@@ -646,7 +1057,21 @@ impl Watcher {
                 .and_then(|m| m.alerted)
                 .filter(|(kind, _)| *kind == AlertKind::PermanentFailure)
                 .map(|(_, cause)| cause)
-                .filter(|_| c.has_failure());
+                .filter(|_| c.has_failure())
+                .or_else(|| {
+                    // RUNNING but not streaming for a permanent cause (a rejected password).
+                    self.streaming
+                        .get(&c.key)
+                        .and_then(|m| m.diagnosis)
+                        .filter(|(kind, _)| *kind == FailureKind::Permanent)
+                        .map(|(_, cause)| cause)
+                });
+            if let Some(not_streaming) = self.not_streaming.get(&c.key) {
+                self.metrics
+                    .stuck
+                    .get_or_create(&labels)
+                    .set(i64::from(*not_streaming));
+            }
             let cause_labels = |cause: Cause| CauseLabels {
                 cluster: c.key.cluster.clone(),
                 connector: c.key.connector.clone(),
@@ -702,6 +1127,29 @@ pub fn position_text(offsets: &lockstep_connect::ConnectorOffsets) -> String {
     parts.join("\n")
 }
 
+/// Debezium's committed offset → snapshot in progress (its `snapshot` key, set only while a
+/// snapshot runs), a streaming position, or nothing committed yet.
+pub fn committed_position(offsets: &lockstep_connect::ConnectorOffsets) -> CommittedPosition {
+    let committed: Vec<&serde_json::Map<String, serde_json::Value>> = offsets
+        .offsets
+        .iter()
+        .filter_map(|o| o.offset.as_ref())
+        .collect();
+    if committed.is_empty() {
+        return CommittedPosition::Nothing;
+    }
+    let snapshotting = committed.iter().any(|o| match o.get("snapshot") {
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
+        Some(serde_json::Value::String(s)) => !s.eq_ignore_ascii_case("false"),
+        Some(_) => true,
+    });
+    if snapshotting {
+        CommittedPosition::Snapshot
+    } else {
+        CommittedPosition::Streaming
+    }
+}
+
 /// The newest source commit time in a source connector's offsets, in ms since the epoch:
 /// Debezium writes `ts_usec` (PostgreSQL), `ts_ms` or `ts_sec` (MySQL / MariaDB binlog), and
 /// heartbeats move it while the captured tables are idle.
@@ -732,13 +1180,14 @@ fn open_store(dir: &Path) -> anyhow::Result<Store> {
 pub async fn run(global: &GlobalArgs, args: WatchArgs) -> anyhow::Result<u8> {
     let clusters = clusters(global)?;
     let store = open_store(&args.state.state_dir)?;
-    let mut watcher = Watcher::new(
+    let watcher = Watcher::new(
         clusters,
         args.policy.policy(),
         WatchdogMetrics::unregistered(),
         Some(store),
         args.recommend_only,
     );
+    let mut watcher = watcher.with_streaming(args.streaming.sources()?, args.streaming.policy());
     watcher.only = args.connectors;
     watcher.freshness = args.freshness;
     if args.once {
@@ -801,7 +1250,8 @@ pub fn spawn_in_service(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let clusters = clusters(global)?;
     let store = open_store(&args.watch_state_dir)?;
-    let mut watcher = Watcher::new(clusters, args.policy.policy(), metrics, Some(store), false);
+    let mut watcher = Watcher::new(clusters, args.policy.policy(), metrics, Some(store), false)
+        .with_streaming(args.streaming.sources()?, args.streaming.policy());
     let interval = args.watch_interval;
     Ok(tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
@@ -861,6 +1311,77 @@ mod tests {
         assert_eq!(position_text(&a), position_text(&b));
         assert_ne!(position_text(&a), position_text(&moved));
         assert_eq!(position_text(&parse(r#"{"offsets":[]}"#)), "");
+    }
+
+    #[test]
+    fn committed_position_tells_a_snapshot_from_streaming() {
+        let parse = |json: &str| -> lockstep_connect::ConnectorOffsets {
+            serde_json::from_str(json).expect("offsets JSON")
+        };
+        let cases = [
+            (r#"{"offsets":[]}"#, CommittedPosition::Nothing),
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":null}]}"#,
+                CommittedPosition::Nothing,
+            ),
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":{"last_snapshot_record":false,"lsn":123,"snapshot":"INITIAL","ts_usec":1}}]}"#,
+                CommittedPosition::Snapshot,
+            ),
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":{"lsn":123,"snapshot":true}}]}"#,
+                CommittedPosition::Snapshot,
+            ),
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":{"lsn":123,"snapshot":false}}]}"#,
+                CommittedPosition::Streaming,
+            ),
+            (
+                r#"{"offsets":[{"partition":{"server":"pg"},"offset":{"lsn":123,"lsn_proc":120,"txId":5,"ts_usec":1}}]}"#,
+                CommittedPosition::Streaming,
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(committed_position(&parse(json)), want, "{json}");
+        }
+    }
+
+    #[test]
+    fn source_db_urls_and_the_connectors_they_serve() {
+        let secret = Secret::new("hunter2");
+        let db = SourceDb::parse("postgres://monitor@DB.internal:6432/orders", Some(&secret))
+            .expect("valid");
+        assert_eq!(
+            (db.host.as_str(), db.port, db.database.as_str()),
+            ("DB.internal", 6432, "orders")
+        );
+        assert!(!format!("{db:?}").contains("hunter2"), "{db:?}");
+        let slot = |host: &str, port: u16, database: &str| SlotRef {
+            host: host.into(),
+            port,
+            database: database.into(),
+            slot: "debezium".into(),
+        };
+        assert!(db.serves(&slot("db.internal", 6432, "orders")));
+        assert!(!db.serves(&slot("db.internal", 5432, "orders")));
+        assert!(!db.serves(&slot("db.internal", 6432, "billing")));
+        assert_eq!(
+            SourceDb::parse("postgresql://m@h/d", None)
+                .expect("valid")
+                .port,
+            5432
+        );
+        for (raw, expected) in [
+            ("postgres://m:hunter2@h/d", "contains a password"),
+            ("mysql://m@h/d", "only postgres://"),
+            ("postgres://m@h/", "must name one database"),
+            ("postgres://h/d", "names no user"),
+            ("not a url", "is not a database URL"),
+        ] {
+            let err = SourceDb::parse(raw, None).expect_err(raw).to_string();
+            assert!(err.contains(expected), "{raw}: {err}");
+            assert!(!err.contains("hunter2"), "the password leaked: {err}");
+        }
     }
 
     #[test]

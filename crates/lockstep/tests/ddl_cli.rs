@@ -493,3 +493,69 @@ async fn resume_finishes_operations_interrupted_in_a_target_or_source_step() {
     };
     with_cleanup(body, async move { teardown(&stack, &f).await }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_approval_waits_for_approve_and_cancel_drops_an_awaiting_operation() {
+    let stack = Stack::get();
+    let prefix = unique_name("ddlcli-approve").replace('_', "-");
+    let f = setup(&stack, &prefix).await;
+    let table = f.table.clone();
+    let body = async move {
+        let stack = Stack::get();
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("p.yaml"), pipeline_yaml(&stack, &prefix, &table, "")).unwrap();
+        let add = format!("ALTER TABLE {table} ADD COLUMN note text");
+        let apply = [
+            "ddl",
+            "apply",
+            "--pipeline",
+            "p.yaml",
+            "--sql",
+            &add,
+            "--require-approval",
+            "--actor",
+            "alice",
+        ];
+
+        // Recorded with its plan, nothing runs, exit 0 with how to approve.
+        let o = lockstep(d, &apply);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        assert!(out.contains("lockstep ddl approve 1"), "{out}");
+        let source = stack.pg_source().await.expect("source");
+        assert_eq!(columns(&source, &table).await, ["id", "amount"]);
+        let store = Store::open_dir(&d.join("state")).unwrap();
+        assert_eq!(
+            store.get(lockstep_store::OperationId(1)).unwrap().state,
+            OperationState::PendingApproval
+        );
+
+        // Cancel drops it at once; a second cancel is refused with the reason.
+        let o = lockstep(d, &["ddl", "cancel", "1", "--actor", "bob"]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        assert!(out.contains("operation 1 cancelled"), "{out}");
+        let o = lockstep(d, &["ddl", "cancel", "1"]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(out.contains("already cancelled"), "{out}");
+        let o = lockstep(d, &["ddl", "approve", "1"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+        // Approve runs it, recorded with the approver.
+        let o = lockstep(d, &apply);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let o = lockstep(d, &["ddl", "approve", "2", "--actor", "carol"]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        let op = store.get(lockstep_store::OperationId(2)).unwrap();
+        assert_eq!(op.state, OperationState::Succeeded, "{out}");
+        assert_eq!(op.approval.map(|s| s.by).as_deref(), Some("carol"));
+        assert_eq!(columns(&source, &table).await, ["id", "amount", "note"]);
+        let o = lockstep(d, &["ddl", "cancel", "2"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        println!("{out}");
+    };
+    with_cleanup(body, async move { teardown(&stack, &f).await }).await;
+}

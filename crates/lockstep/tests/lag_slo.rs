@@ -5,36 +5,34 @@
 //! paused through its REST API for 3 s). The slowdown shows in the histogram, and the SLO alert
 //! of `deploy/prometheus/lockstep-rules.yaml` fires: the scraped samples become a promtool
 //! series file and `promtool test rules` (Debian's prometheus package) evaluates the real
-//! recording and alerting rules over them, with the SLO set to "99.9% of changes within
-//! 1.28 s" (the `le` bucket and error budget substituted together, as the rules file says to):
-//! no alert before the slowdown, `LockstepLagBudgetFastBurn` firing after it.
+//! recording and alerting rules, unchanged, over them. The SLO comes from the pipeline file
+//! (`slo: {lag_seconds: 1.28, objective: 0.999}`), which the sink exports with its count of
+//! changes within it: no alert before the slowdown, `LockstepLagBudgetFastBurn` firing after it.
+
+mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_e2e::{eventually, unique_name, Stack};
+use lockstep_e2e::{unique_name, Stack};
+use support::{drop_tables_and_offsets, first_changes, start_sink, writer, ConnectorSlot};
 
 /// The histogram under test.
 const LAG: &str = "lockstep_sink_end_to_end_lag_seconds";
-/// The SLO the test sets: 99.9% of changes applied within this bucket's bound.
+/// The histogram of changes within the pipeline's SLO, and the SLO the sink exports.
+const WITHIN: &str = "lockstep_sink_changes_within_slo_total";
+const OBJECTIVE: &str = "lockstep_sink_slo_objective";
+/// The SLO the test's pipeline sets: 99.9% of changes applied within 1.28 s (a bucket bound of
+/// the lag histogram, so the test can also count the slow changes from the histogram).
 const SLO_LE: f64 = 1.28;
-const SLO_BUDGET: &str = "0.001";
+const SLO_PIPELINE: &str = "slo: {lag_seconds: 1.28, objective: 0.999, freshness_seconds: 300}\n";
 /// Scrape ticks (1 s apart); the sink is paused at PAUSE_AT for 3 s.
 const TICKS: usize = 75;
 const PAUSE_AT: usize = 40;
 const PAUSE_SECONDS: usize = 3;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One scrape of the lag histogram of one table: cumulative count per `le` text (in bucket
 /// order), and `_count`. `None` when the scrape failed or the series is not there yet.
@@ -42,6 +40,22 @@ impl Drop for KillOnDrop {
 struct Histo {
     buckets: Vec<(String, f64)>,
     count: f64,
+    /// The sink's count of changes within the pipeline's SLO, and its exported objective.
+    within: f64,
+    objective: f64,
+}
+
+/// The value of the series `name{labels}` whose labels match every `(key, value)`.
+fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (labels, value) = line
+            .strip_prefix(name)?
+            .strip_prefix('{')?
+            .split_once("} ")?;
+        want.iter()
+            .all(|(k, v)| label(labels, k) == Some(*v))
+            .then(|| value.split_whitespace().next()?.parse().ok())?
+    })
 }
 
 /// The value of label `key` in `a="x",b="y"` (values without `",`).
@@ -92,6 +106,8 @@ fn parse(text: &str, pipeline: &str, table: &str) -> Option<Histo> {
             h.buckets.push((label(labels, "le")?.to_string(), value));
         }
     }
+    h.within = sample(text, WITHIN, &[("pipeline", pipeline), ("table", table)])?;
+    h.objective = sample(text, OBJECTIVE, &[("pipeline", pipeline)])?;
     (seen_count && !h.buckets.is_empty()).then_some(h)
 }
 
@@ -185,52 +201,15 @@ fn series_yaml(scrapes: &[Option<Histo>], pipeline: &str, table: &str) -> String
         "      - series: '{LAG}_count{{pipeline=\"{pipeline}\",table=\"{table}\"}}'\n        values: '{}'\n",
         values(&|h: &Histo| Some(h.count))
     ));
+    out.push_str(&format!(
+        "      - series: '{WITHIN}{{pipeline=\"{pipeline}\",table=\"{table}\"}}'\n        values: '{}'\n",
+        values(&|h: &Histo| Some(h.within))
+    ));
+    out.push_str(&format!(
+        "      - series: '{OBJECTIVE}{{pipeline=\"{pipeline}\"}}'\n        values: '{}'\n",
+        values(&|h: &Histo| Some(h.objective))
+    ));
     out
-}
-
-fn start_sink(stack: &Stack, name: &str, pipeline: &Path) -> anyhow::Result<(KillOnDrop, String)> {
-    std::fs::write(
-        pipeline,
-        format!(
-            "name: {name}\nkafka:\n  bootstrap_servers: {}\n  topics: [{name}.public.{name}]\ntarget:\n  engine: postgres\n  host: {}\n  port: {}\n  user: {}\n  database: {}\nbatch: {{max_rows: 2000, linger_ms: 50}}\n",
-            stack.kafka_bootstrap, stack.pg_host, stack.pg_port, stack.pg_user, stack.pg_target_db
-        ),
-    )?;
-    let log = std::env::temp_dir().join(format!("{name}-sink.log"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["sink", "run", "--pipeline"])
-        .arg(pipeline)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("LOCKSTEP_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()?;
-    Ok((KillOnDrop(child), format!("http://127.0.0.1:{port}")))
-}
-
-/// Inserts 10 rows every 20 ms (500 changes/s) until `stop`.
-async fn writer(
-    source: tokio_postgres::Client,
-    table: String,
-    next_id: Arc<AtomicI64>,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        let first = next_id.fetch_add(10, Ordering::Relaxed);
-        source
-            .batch_execute(&format!(
-                "insert into {table} select g, 'v' || g from generate_series({first}, {}) g",
-                first + 9
-            ))
-            .await?;
-    }
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
@@ -239,14 +218,15 @@ async fn a_3s_sink_slowdown_shows_in_the_lag_histogram_and_fires_the_slo_alert()
     let name = unique_name("lagslo");
     let pipeline = std::env::temp_dir().join(format!("{name}.yaml"));
     let workdir = std::env::temp_dir().join(format!("{name}-promtool"));
-    let connector: Arc<std::sync::Mutex<Option<lockstep_e2e::PgConnector>>> =
-        Arc::new(std::sync::Mutex::new(None));
+    let sink_log = std::env::temp_dir().join(format!("{name}-sink.log"));
+    let connector = ConnectorSlot::default();
 
     let body = {
-        let (stack, name, pipeline, workdir, connector) = (
+        let (stack, name, pipeline, sink_log, workdir, connector) = (
             stack.clone(),
             name.clone(),
             pipeline.clone(),
+            sink_log.clone(),
             workdir.clone(),
             connector.clone(),
         );
@@ -260,31 +240,28 @@ async fn a_3s_sink_slowdown_shows_in_the_lag_histogram_and_fires_the_slo_alert()
                 let started = stack
                     .start_pg_connector(&name, &[&name], &[("poll.interval.ms", "100")])
                     .await?;
-                if let Ok(mut slot) = connector.lock() {
-                    *slot = Some(started);
-                }
-                let (_sink, base) = start_sink(&stack, &name, &pipeline)?;
+                connector.put(started);
+                let (_sink, base) = start_sink(
+                    &stack,
+                    &name,
+                    &pipeline,
+                    SLO_PIPELINE,
+                    std::fs::File::create(&sink_log)?.into(),
+                )?;
 
+                // 10 rows every 20 ms: 500 changes/s.
                 let next_id = Arc::new(AtomicI64::new(1));
                 let stop = Arc::new(AtomicBool::new(false));
                 let writing = tokio::spawn(writer(
                     stack.pg(&stack.pg_source_db).await?,
                     name.clone(),
+                    "g, 'v' || g",
+                    Duration::from_millis(20),
                     next_id.clone(),
                     stop.clone(),
                 ));
                 // Changes flow end to end before the measurement starts.
-                eventually("the first changes in the target", Duration::from_secs(120), || {
-                    let (target, name) = (&target, &name);
-                    async move {
-                        let n: i64 = target
-                            .query_one(&format!("select count(*) from {name}"), &[])
-                            .await?
-                            .get(0);
-                        Ok((n > 0).then_some(()))
-                    }
-                })
-                .await?;
+                first_changes(&target, &name, Duration::from_secs(120)).await?;
                 tokio::time::sleep(Duration::from_secs(5)).await;
 
                 let http = reqwest::Client::new();
@@ -365,17 +342,16 @@ async fn a_3s_sink_slowdown_shows_in_the_lag_histogram_and_fires_the_slo_alert()
                 let shipped = std::fs::read_to_string(
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/lockstep-rules.yaml"),
                 )?;
-                let le_count = shipped.matches("le=\"5.12\"").count();
-                let budget_count = shipped.matches("* 0.01)").count();
-                anyhow::ensure!(le_count == 4 && budget_count == 4, "the rules file's SLO bucket ({le_count}) and budget ({budget_count}) are where the test expects them");
-                let rules = shipped
-                    .replace("le=\"5.12\"", &format!("le=\"{le}\""))
-                    .replace("* 0.01)", &format!("* {SLO_BUDGET})"));
-                std::fs::write(workdir.join("rules.yaml"), rules)?;
+                anyhow::ensure!(
+                    (at(0)?.objective - 0.999).abs() < 1e-9,
+                    "the sink exports the pipeline's objective: {}",
+                    at(0)?.objective
+                );
+                std::fs::write(workdir.join("rules.yaml"), shipped)?;
                 // Evaluate where the recording group (30 s) evaluates: 30 s, before the pause
                 // at 40 s; 60 s, after it.
                 let test = format!(
-                    "rule_files: [rules.yaml]\nevaluation_interval: 10s\ntests:\n  - interval: 1s\n    input_series:\n{}    alert_rule_test:\n      - eval_time: 30s\n        alertname: LockstepLagBudgetFastBurn\n        exp_alerts: []\n      - eval_time: 60s\n        alertname: LockstepLagBudgetFastBurn\n        exp_alerts:\n          - exp_labels: {{severity: critical, pipeline: \"{name}\", table: \"{table}\"}}\n            exp_annotations:\n              summary: \"Table {table} of pipeline {name} burns its lag SLO budget 14x too fast\"\n              description: \"More than 14.4% of changes took longer than 5 s end to end over the last hour.\"\n",
+                    "rule_files: [rules.yaml]\nevaluation_interval: 10s\ntests:\n  - interval: 1s\n    input_series:\n{}    alert_rule_test:\n      - eval_time: 30s\n        alertname: LockstepLagBudgetFastBurn\n        exp_alerts: []\n      - eval_time: 60s\n        alertname: LockstepLagBudgetFastBurn\n        exp_alerts:\n          - exp_labels: {{severity: critical, pipeline: \"{name}\", table: \"{table}\"}}\n            exp_annotations:\n              summary: \"Table {table} of pipeline {name} burns its lag SLO budget 14x too fast\"\n              description: \"Over the last hour, 14.4 times the error budget of changes took longer than the pipeline's slo.lag_seconds end to end.\"\n",
                     series_yaml(&scrapes, &name, &table)
                 );
                 std::fs::write(workdir.join("test.yaml"), test)?;
@@ -404,27 +380,10 @@ async fn a_3s_sink_slowdown_shows_in_the_lag_histogram_and_fires_the_slo_alert()
     };
 
     let cleanup = async {
-        let started = connector.lock().ok().and_then(|mut c| c.take());
-        if let Some(c) = started {
-            c.cleanup().await;
-        }
-        for db in [&stack.pg_source_db, &stack.pg_target_db] {
-            if let Ok(pg) = stack.pg(db).await {
-                let _ = pg
-                    .batch_execute(&format!("drop table if exists {name}"))
-                    .await;
-            }
-        }
-        if let Ok(target) = stack.pg(&stack.pg_target_db).await {
-            let _ = target
-                .execute(
-                    "delete from lockstep.sink_offsets where pipeline = $1",
-                    &[&name],
-                )
-                .await;
-        }
+        connector.cleanup().await;
+        drop_tables_and_offsets(&stack, &name).await;
         let _ = std::fs::remove_file(&pipeline);
-        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{name}-sink.log")));
+        let _ = std::fs::remove_file(&sink_log);
         let _ = std::fs::remove_dir_all(&workdir);
     };
     lockstep_e2e::with_cleanup(body, cleanup).await;
@@ -440,6 +399,7 @@ fn histogram_quantile_matches_promql_interpolation() {
             ("+Inf".into(), counts[3]),
         ],
         count: counts[3],
+        ..Histo::default()
     };
     let zero = h([0.0; 4]);
     // 100 changes: 50 ≤ 0.5 s, 30 in (0.5, 1], 20 in (1, 2].
@@ -452,7 +412,7 @@ fn histogram_quantile_matches_promql_interpolation() {
     assert_eq!(quantile(0.99, &b, &b), None, "no change in between");
     assert_eq!(slower_than("1", &zero, &b), 20.0);
     let text = format!(
-        "# TYPE {LAG} histogram\n{LAG}_bucket{{pipeline=\"p\",table=\"public.t\",le=\"0.5\"}} 1\n{LAG}_bucket{{pipeline=\"p\",table=\"public.t\",le=\"+Inf\"}} 2\n{LAG}_count{{pipeline=\"p\",table=\"public.t\"}} 2\n{LAG}_bucket{{pipeline=\"p\",table=\"public.u\",le=\"+Inf\"}} 9\n"
+        "# TYPE {LAG} histogram\n{LAG}_bucket{{pipeline=\"p\",table=\"public.t\",le=\"0.5\"}} 1\n{LAG}_bucket{{pipeline=\"p\",table=\"public.t\",le=\"+Inf\"}} 2\n{LAG}_count{{pipeline=\"p\",table=\"public.t\"}} 2\n{LAG}_bucket{{pipeline=\"p\",table=\"public.u\",le=\"+Inf\"}} 9\n{WITHIN}{{pipeline=\"p\",table=\"public.t\"}} 1\n{OBJECTIVE}{{pipeline=\"p\"}} 0.999\n"
     );
     let parsed = parse(&text, "p", "public.t").expect("parsed");
     assert_eq!(
@@ -460,6 +420,7 @@ fn histogram_quantile_matches_promql_interpolation() {
         vec![("0.5".into(), 1.0), ("+Inf".into(), 2.0)]
     );
     assert_eq!(parsed.count, 2.0);
+    assert_eq!((parsed.within, parsed.objective), (1.0, 0.999));
     assert!(parse(&text, "p", "public.x").is_none());
     assert_eq!(table_label(&text, "p", "t").as_deref(), Some("public.t"));
     assert_eq!(table_label(&text, "q", "t"), None);

@@ -12,18 +12,27 @@
 //!   answers "must be superuser or replication role to start walsender"); `lockstep watch`
 //!   classifies it as a permanent authentication failure, raises one alert with the cause and
 //!   the fix, and never restarts it, however many cycles run.
+//! * Wrong password: the role's password changes on the source under a streaming connector,
+//!   which is then restarted; its task stays RUNNING (see below) while the replication slot
+//!   stays unused. `lockstep watch --source-db` finds it not streaming after the grace period,
+//!   logs in with the connector's own credentials (SQLSTATE 28P01) and raises one alert naming
+//!   the password and the fix; no restart, and the password is never printed.
 //! * Connect worker killed: a private Connect worker (`lockstep_e2e::PrivateConnect`) is
 //!   SIGKILLed under load and started again 10 s later; the watchdog reports the cluster
 //!   unreachable meanwhile, and the pipeline recovers without a lost change.
 //! * The fault test ends with `lockstep status` (connector line and sink lag p99).
 //!
-//! Debezium 3.6 behaviour both tests rely on (and the reason for `errors.max.retries=0`):
+//! Debezium 3.6 behaviour these tests rely on (and the reason for `errors.max.retries=0`):
 //! an error of the *streaming* phase fails the task only once Debezium's own retries
 //! (`errors.max.retries`, unlimited by default) are used up. An error while the task *starts*
 //! (the first JDBC connection: refused, or a wrong password) is always wrapped in a
 //! `RetriableException` and retried inside the task every `retriable.restart.connector.wait.ms`
 //! while Connect reports the task RUNNING: a wrong *password* therefore never shows as FAILED in
-//! Connect's status, and no status-polling watchdog can see it (stuck detection must).
+//! Connect's status, and no status-polling watchdog can see it. The watchdog sees it through the
+//! source instead (`lockstep_watchdog::streaming`): a RUNNING connector whose slot is missing or
+//! inactive past `--not-streaming-grace` is not streaming, and a login with its credentials
+//! gives the cause. (A wrong password cannot be PUT into the config either: Connect validates
+//! a PostgreSQL connector's config by logging in.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,8 +42,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lockstep_connect::{
-    ConnectClient, ConnectorConfig, ConnectorState, CreateConnectorRequest, ExpectedState,
-    RestartOptions,
+    ConnectClient, ConnectorConfig, ConnectorState, ConnectorStateInfo, CreateConnectorRequest,
+    ExpectedState, RestartOptions,
 };
 use lockstep_e2e::{
     eventually, unique_name, PrivateConnect, PrivatePostgres, Stack, PRIVATE_PG_USER,
@@ -353,6 +362,108 @@ async fn writer(
     }
 }
 
+/// The runtime of the tests that drive a private PostgreSQL from blocking code.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// On the private server: table `name` (one row), a login role with replication and its
+/// password (`role`), and a publication of the table; then a connector on the shared worker
+/// that logs in as the role (`extra` settings on top), running. The server's admin connection.
+async fn role_connector(
+    stack: &Stack,
+    pg: &PrivatePostgres,
+    name: &str,
+    (role, role_password): (&str, &str),
+    publication: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<tokio_postgres::Client> {
+    let admin = pg.connect("postgres").await?;
+    admin
+        .batch_execute(&format!(
+            "create table public.{name} (id bigint primary key, v text);
+             insert into public.{name} values (1, 'a');
+             create role {role} login replication password '{role_password}';
+             grant select on public.{name} to {role};
+             create publication {publication} for table public.{name};"
+        ))
+        .await?;
+    let mut config = pg.debezium_config(name, &[name]);
+    let settings = [
+        ("database.user", role),
+        ("database.password", role_password),
+        ("publication.name", publication),
+        ("publication.autocreate.mode", "disabled"),
+    ];
+    for (k, v) in settings.iter().chain(extra) {
+        config.insert((*k).into(), (*v).into());
+    }
+    create_connector(&stack.connect_client()?, name, config).await?;
+    Ok(admin)
+}
+
+/// Restarts the connector and its tasks (as an operator would).
+async fn restart_with_tasks(client: &ConnectClient, name: &str) -> anyhow::Result<()> {
+    client
+        .restart_connector(
+            name,
+            RestartOptions {
+                include_tasks: true,
+                only_failed: false,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// How many restarts of a connector the watchdog's audit records show.
+fn restarts(actions: &[(String, serde_json::Value)]) -> usize {
+    actions
+        .iter()
+        .filter(|(a, _)| a.starts_with("connector.restart"))
+        .count()
+}
+
+/// Connect's view of a connector in one line: `connector RUNNING tasks [FAILED]`.
+fn states(status: &ConnectorStateInfo) -> String {
+    format!(
+        "connector {} tasks [{}]",
+        status.connector.state.as_str(),
+        status
+            .tasks
+            .iter()
+            .map(|t| t.state.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// The end of a private-server test, whatever happened: the connector on the shared worker
+/// is deleted; the slot, role and publication go with the private server; then the verdict.
+fn finish_private(
+    rt: &tokio::runtime::Runtime,
+    stack: &Stack,
+    name: &str,
+    pg: PrivatePostgres,
+    state_dir: &Path,
+    result: anyhow::Result<()>,
+) {
+    rt.block_on(async {
+        if let Ok(client) = stack.connect_client() {
+            let _ = client.delete_connector(name).await;
+        }
+    });
+    drop(pg);
+    let _ = std::fs::remove_dir_all(state_dir);
+    if let Err(e) = result {
+        panic!("{e:#}");
+    }
+}
+
 /// A change of Connect's view of a connector: ms since the start, states, the last
 /// "Caused by" line of a failed task's trace.
 type Transition = (u128, String, Option<String>);
@@ -368,16 +479,7 @@ async fn sample_states(
     let mut last = String::new();
     while !stop.load(Ordering::Relaxed) {
         if let Ok(status) = client.connector_status(&name).await {
-            let tasks: Vec<String> = status
-                .tasks
-                .iter()
-                .map(|t| t.state.as_str().to_string())
-                .collect();
-            let summary = format!(
-                "connector {} tasks [{}]",
-                status.connector.state.as_str(),
-                tasks.join(",")
-            );
+            let summary = states(&status);
             if summary != last {
                 let trace = status
                     .tasks
@@ -687,11 +789,7 @@ async fn source_database_down_20s_is_restarted_by_the_watchdog_and_nothing_is_lo
 
 #[test]
 fn rejected_credentials_raise_one_alert_and_no_restart_loop() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let stack = Stack::get();
     let name = unique_name("wd_auth");
     let role = format!("{name}_role");
@@ -701,29 +799,14 @@ fn rejected_credentials_raise_one_alert_and_no_restart_loop() {
     std::fs::create_dir_all(&state_dir).expect("state dir");
     let pg = PrivatePostgres::start().expect("private PostgreSQL");
 
-    let setup = rt.block_on(async {
-        let admin = pg.connect("postgres").await?;
-        admin
-            .batch_execute(&format!(
-                "create table public.{name} (id bigint primary key, v text);
-                 insert into public.{name} values (1, 'a');
-                 create role {role} login replication password '{role_password}';
-                 grant select on public.{name} to {role};
-                 create publication {publication} for table public.{name};"
-            ))
-            .await?;
-        let mut config = pg.debezium_config(&name, &[&name]);
-        for (k, v) in [
-            ("database.user", role.as_str()),
-            ("database.password", role_password.as_str()),
-            ("publication.name", publication.as_str()),
-            ("publication.autocreate.mode", "disabled"),
-            ("errors.max.retries", "0"),
-        ] {
-            config.insert(k.into(), v.into());
-        }
-        create_connector(&stack.connect_client()?, &name, config).await
-    });
+    let setup = rt.block_on(role_connector(
+        &stack,
+        &pg,
+        &name,
+        (&role, &role_password),
+        &publication,
+        &[("errors.max.retries", "0")],
+    ));
 
     let body = || -> anyhow::Result<()> {
         setup.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -735,15 +818,7 @@ fn rejected_credentials_raise_one_alert_and_no_restart_loop() {
             admin
                 .batch_execute(&format!("alter role {role} noreplication"))
                 .await?;
-            client
-                .restart_connector(
-                    &name,
-                    RestartOptions {
-                        include_tasks: true,
-                        only_failed: false,
-                    },
-                )
-                .await?;
+            restart_with_tasks(&client, &name).await?;
             eventually("the task to fail", Duration::from_secs(90), || async {
                 let status = client.connector_status(&name).await?;
                 if status.has_failure() {
@@ -824,10 +899,7 @@ fn rejected_credentials_raise_one_alert_and_no_restart_loop() {
             anyhow::ensure!(details["cause"] == "authentication", "{details}");
             anyhow::ensure!(details["kind"] == "permanent_failure", "{details}");
         }
-        let restarts = actions
-            .iter()
-            .filter(|(a, _)| a.starts_with("connector.restart"))
-            .count();
+        let restarts = restarts(&actions);
         println!("watchdog restarts of the rejected connector: {restarts}");
         anyhow::ensure!(
             restarts == 0,
@@ -845,19 +917,180 @@ fn rejected_credentials_raise_one_alert_and_no_restart_loop() {
         Ok(())
     };
     let result = body();
+    drop(setup);
+    finish_private(&rt, &stack, &name, pg, &state_dir, result);
+}
 
-    // Cleanup, whatever happened: the connector on the shared worker; the slot, role and
-    // publication go with the private server.
-    rt.block_on(async {
-        if let Ok(client) = stack.connect_client() {
-            let _ = client.delete_connector(&name).await;
-        }
+/// Whether the replication slot is active; `None` while it does not exist.
+async fn slot_active(admin: &tokio_postgres::Client, slot: &str) -> anyhow::Result<Option<bool>> {
+    let row = admin
+        .query_opt(
+            "select active from pg_replication_slots where slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, bool>(0)))
+}
+
+/// A wrong password while the connector runs: the role's password changes on the source under
+/// a streaming connector, which is then restarted. Debezium retries its start inside a task
+/// Connect shows RUNNING, so only the unused replication slot shows it. `lockstep watch
+/// --source-db` finds the connector not streaming after the grace period, logs in with the
+/// connector's own credentials (SQLSTATE 28P01) and raises one alert naming the password;
+/// it never restarts the connector, and never prints the password.
+#[test]
+fn wrong_password_while_running_is_found_not_streaming_and_alerted_once() {
+    let rt = runtime();
+    let started = Instant::now();
+    let stack = Stack::get();
+    let name = unique_name("wd_pw");
+    let role = format!("{name}_role");
+    let role_password = format!("pw-{name}-old");
+    let new_password = format!("pw-{name}-new");
+    let publication = format!("{name}_pub");
+    let slot = name.replace('-', "_");
+    let state_dir: PathBuf = std::env::temp_dir().join(format!("lockstep-watchdog-{name}"));
+    std::fs::create_dir_all(&state_dir).expect("state dir");
+    let watch_log = state_dir.join("watch.log");
+    let pg = PrivatePostgres::start().expect("private PostgreSQL");
+
+    let setup = rt.block_on(async {
+        let admin = role_connector(
+            &stack,
+            &pg,
+            &name,
+            (&role, &role_password),
+            &publication,
+            &[],
+        )
+        .await?;
+        eventually(
+            "the connector to stream (its slot active)",
+            Duration::from_secs(90),
+            || async { Ok(slot_active(&admin, &slot).await?.filter(|a| *a).map(|_| ())) },
+        )
+        .await?;
+        anyhow::Ok(admin)
     });
-    drop(pg);
-    let _ = std::fs::remove_dir_all(&state_dir);
-    if let Err(e) = result {
-        panic!("{e:#}");
-    }
+
+    let body = || -> anyhow::Result<()> {
+        let admin = setup.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let client = stack.connect_client()?;
+
+        // The watchdog, polling every second with a 3 s grace period, first sees the connector
+        // streaming (5 s: nothing to report), then with the wrong password (12 s: about 9
+        // cycles past the grace period). Its stdout and stderr go to one file.
+        let log = std::fs::File::create(&watch_log)?;
+        let watch = KillOnDrop(
+            lockstep(
+                &stack,
+                &[
+                    "watch",
+                    "--interval",
+                    "1s",
+                    "--initial-backoff",
+                    "1s",
+                    "--not-streaming-grace",
+                    "3s",
+                    "--source-db",
+                    &format!(
+                        "postgres://{PRIVATE_PG_USER}@127.0.0.1:{}/postgres",
+                        pg.port()
+                    ),
+                    "--connector",
+                    &name,
+                    "--state-dir",
+                    state_dir.to_str().unwrap_or_default(),
+                ],
+            )
+            .env("LOCKSTEP_SOURCE_PASSWORD", pg.password())
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?,
+        );
+        std::thread::sleep(Duration::from_secs(5));
+        let before = audit_actions(&state_dir, &name)?;
+        anyhow::ensure!(
+            before.is_empty(),
+            "a streaming connector raises nothing: {before:?}"
+        );
+
+        rt.block_on(async {
+            // The password is rotated on the source, not in the connector's config (Connect
+            // validates a config update by logging in, so a wrong password cannot be PUT).
+            admin
+                .batch_execute(&format!("alter role {role} password '{new_password}'"))
+                .await?;
+            restart_with_tasks(&client, &name).await?;
+            eventually(
+                "the slot to be released",
+                Duration::from_secs(60),
+                || async { Ok(slot_active(admin, &slot).await?.filter(|a| !*a).map(|_| ())) },
+            )
+            .await
+        })?;
+        let status = rt.block_on(client.connector_status(&name))?;
+        println!(
+            "after the restart with a wrong password, Connect shows: {}",
+            states(&status)
+        );
+        std::thread::sleep(Duration::from_secs(12));
+        drop(watch);
+        let out = std::fs::read_to_string(&watch_log)?;
+        println!("lockstep watch --source-db (12 s, every 1 s):\n{out}");
+        for secret in [role_password.as_str(), new_password.as_str(), pg.password()] {
+            anyhow::ensure!(
+                !out.contains(secret),
+                "a password appears in the watchdog's output:\n{out}"
+            );
+        }
+        let actions = audit_actions(&state_dir, &name)?;
+        for (action, details) in &actions {
+            println!("audit: {action} {details}");
+        }
+        let audit_text = serde_json::to_string(&actions)?;
+        anyhow::ensure!(
+            !audit_text.contains(&role_password),
+            "the password appears in the audit log"
+        );
+        let alerts: Vec<_> = actions
+            .iter()
+            .filter(|(a, _)| a == "alert.raised")
+            .map(|(_, d)| d)
+            .collect();
+        anyhow::ensure!(alerts.len() == 1, "exactly one alert: {actions:?}\n{out}");
+        let alert = alerts[0];
+        anyhow::ensure!(alert["cause"] == "authentication", "{alert}");
+        anyhow::ensure!(alert["kind"] == "permanent_failure", "{alert}");
+        let message = alert["message"].as_str().unwrap_or_default();
+        anyhow::ensure!(
+            message.contains("not streaming")
+                && message.contains(&format!("the password of user {role}"))
+                && message.contains("28P01"),
+            "the alert names the cause: {alert}"
+        );
+        anyhow::ensure!(
+            alert["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("database.password")),
+            "the alert names the fix: {alert}"
+        );
+        let restarts = restarts(&actions);
+        println!("watchdog restarts of the connector with the wrong password: {restarts}");
+        anyhow::ensure!(restarts == 0, "never restarted: {actions:?}");
+        // Still there, untouched.
+        let status = rt.block_on(client.connector_status(&name))?;
+        println!(
+            "at the end Connect shows: {}; test took {:.1} s",
+            states(&status),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    };
+    let result = body();
+    drop(setup);
+    finish_private(&rt, &stack, &name, pg, &state_dir, result);
 }
 
 /// The Connect worker process is killed (SIGKILL) under load and started again 10 s later: the

@@ -41,6 +41,7 @@ impl ApplyError {
 pub mod control;
 pub mod dlq;
 pub mod drain;
+mod fetcher;
 pub mod mariadb;
 pub mod metrics;
 pub mod mysql_sql;

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PipelineLabels {
@@ -72,6 +73,15 @@ pub struct SinkMetrics {
     pub dead_letters: Family<DeadLetterLabels, Counter>,
     pub committed_offset: Family<PartitionLabels, Gauge>,
     pub paused: Family<PipelineLabels, Gauge>,
+    /// Changes committed within the pipeline's `slo.lag_seconds` (the SLO's good events; the
+    /// lag histogram's `_count` is all events).
+    pub changes_within_slo: Family<TableLabels, Counter>,
+    /// The pipeline's `slo` section, exported for the rules: lag bound, objective, freshness.
+    pub slo_lag_seconds: Family<PipelineLabels, Gauge<f64, AtomicU64>>,
+    pub slo_objective: Family<PipelineLabels, Gauge<f64, AtomicU64>>,
+    pub slo_freshness_seconds: Family<PipelineLabels, Gauge<f64, AtomicU64>>,
+    /// Source commit time of the newest change or heartbeat applied (Unix seconds).
+    pub source_timestamp: Family<PipelineLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl SinkMetrics {
@@ -124,6 +134,31 @@ impl SinkMetrics {
             "1 while the sink is paused by an operator",
             metrics.paused.clone(),
         );
+        sub.register(
+            "changes_within_slo",
+            "Changes committed within the pipeline's slo.lag_seconds of their source commit",
+            metrics.changes_within_slo.clone(),
+        );
+        sub.register(
+            "slo_lag_seconds",
+            "The pipeline's lag objective bound (slo.lag_seconds)",
+            metrics.slo_lag_seconds.clone(),
+        );
+        sub.register(
+            "slo_objective",
+            "The fraction of changes that must meet slo.lag_seconds (slo.objective)",
+            metrics.slo_objective.clone(),
+        );
+        sub.register(
+            "slo_freshness_seconds",
+            "How old the newest applied change or heartbeat may be at the source (slo.freshness_seconds)",
+            metrics.slo_freshness_seconds.clone(),
+        );
+        sub.register(
+            "source_timestamp_seconds",
+            "Source commit time of the newest change or heartbeat the sink applied",
+            metrics.source_timestamp.clone(),
+        );
         metrics
     }
 
@@ -139,6 +174,11 @@ impl SinkMetrics {
             dead_letters: Family::default(),
             committed_offset: Family::default(),
             paused: Family::default(),
+            changes_within_slo: Family::default(),
+            slo_lag_seconds: Family::default(),
+            slo_objective: Family::default(),
+            slo_freshness_seconds: Family::default(),
+            source_timestamp: Family::default(),
         }
     }
 }

@@ -205,6 +205,31 @@ impl Assignment {
     }
 }
 
+/// The pipeline's service-level objectives. The sink exports them next to what it measures,
+/// so the shipped Prometheus rules compute each pipeline's burn rate against its own target.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSettings {
+    /// A change meets the lag objective when the target commits it within this many seconds
+    /// of its source commit (`source.ts_ms`).
+    pub lag_seconds: f64,
+    /// The fraction of changes that must meet it (0.99: an error budget of 1%).
+    pub objective: f64,
+    /// The newest change (or Debezium heartbeat, when the pipeline consumes the heartbeat
+    /// topic) the sink applied may be at most this old at the source.
+    pub freshness_seconds: f64,
+}
+
+impl Default for SloSettings {
+    fn default() -> Self {
+        Self {
+            lag_seconds: 5.0,
+            objective: 0.99,
+            freshness_seconds: 300.0,
+        }
+    }
+}
+
 /// A validated pipeline as far as the sink is concerned.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,6 +248,8 @@ pub struct SinkPipeline {
     pub errors: ErrorSettings,
     #[serde(default)]
     pub assignment: Assignment,
+    #[serde(default)]
+    pub slo: SloSettings,
     /// The source side of the pipeline (source database, connectors, topic prefix), read and
     /// validated by `lockstep-ddl-exec` for `lockstep ddl`; the sink does not use it.
     #[serde(default)]
@@ -255,6 +282,34 @@ impl SinkPipeline {
                 format!(
                     "'{}' must be 1-63 characters of letters, digits, '-' or '_'",
                     pipeline.name
+                ),
+            ));
+        }
+        let slo = pipeline.slo;
+        if !(slo.lag_seconds > 0.0 && slo.lag_seconds <= 86_400.0) {
+            return Err(invalid(
+                "slo.lag_seconds",
+                format!(
+                    "{} must be more than 0 and at most 86400 (a day)",
+                    slo.lag_seconds
+                ),
+            ));
+        }
+        if !(slo.objective >= 0.5 && slo.objective < 1.0) {
+            return Err(invalid(
+                "slo.objective",
+                format!(
+                    "{} must be a fraction from 0.5 to below 1 (0.99 allows 1% of changes over slo.lag_seconds; 1 would leave no error budget)",
+                    slo.objective
+                ),
+            ));
+        }
+        if !(slo.freshness_seconds > 0.0 && slo.freshness_seconds <= 604_800.0) {
+            return Err(invalid(
+                "slo.freshness_seconds",
+                format!(
+                    "{} must be more than 0 and at most 604800 (a week)",
+                    slo.freshness_seconds
                 ),
             ));
         }
@@ -356,6 +411,18 @@ mod tests {
         assert_eq!(p.target_table("a.public.orders", "orders"), "orders");
         assert_eq!(p.schema_drift, DriftPolicy::Block);
         assert_eq!(p.errors.tolerance, Tolerance::None);
+        assert_eq!(p.slo, SloSettings::default());
+        let tight =
+            format!("{VALID}slo: {{lag_seconds: 1.5, objective: 0.999, freshness_seconds: 60}}\n");
+        let tight = SinkPipeline::parse(Path::new("p.yaml"), &tight).expect("valid slo");
+        assert_eq!(
+            tight.slo,
+            SloSettings {
+                lag_seconds: 1.5,
+                objective: 0.999,
+                freshness_seconds: 60.0
+            }
+        );
         let two = Assignment {
             instance: 1,
             instances: 2,
@@ -405,6 +472,25 @@ mod tests {
                 "assignment",
             ),
             (format!("{VALID}schema_drift: ignore\n"), "unknown variant"),
+            (
+                format!("{VALID}slo: {{lag_seconds: 0, objective: 0.99, freshness_seconds: 60}}\n"),
+                "slo.lag_seconds",
+            ),
+            (
+                format!("{VALID}slo: {{lag_seconds: 2, objective: 1, freshness_seconds: 60}}\n"),
+                "slo.objective",
+            ),
+            (
+                format!("{VALID}slo: {{lag_seconds: 2, objective: 99, freshness_seconds: 60}}\n"),
+                "slo.objective",
+            ),
+            (
+                format!(
+                    "{VALID}slo: {{lag_seconds: 2, objective: 0.999, freshness_seconds: -1}}\n"
+                ),
+                "slo.freshness_seconds",
+            ),
+            (format!("{VALID}slo: {{lag_seconds: 2}}\n"), "missing field"),
         ];
         for (text, expected) in cases {
             let err = SinkPipeline::parse(Path::new("p.yaml"), &text)

@@ -4,14 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lockstep_debezium::{coalesce, Column, Decoder, JsonConverterDecoder, Positioned, Record};
+use lockstep_debezium::{coalesce, Column, Positioned, Record};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::control::{BlockedTable, PartitionPosition, RecordRef, SinkHandle, SinkState};
 use crate::dlq::{DeadLetter, DeadLetterQueue, Stage};
+use crate::fetcher::{BatchLimits, Fetcher};
 use crate::metrics::{DeadLetterLabels, PartitionLabels, PipelineLabels, RowLabels, TableLabels};
 use crate::pipeline::{DriftPolicy, SinkPipeline, Tolerance};
 use crate::target::{Statement, Target};
@@ -41,9 +40,13 @@ pub struct BatchStats {
 /// Time spent per phase of a batch: what a benchmark or an operator tuning `batch` looks at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Phases {
-    /// Waiting for records and reading them from the consumer (bounded by `linger_ms`).
+    /// Waiting for the fetch thread's next batch: near zero while reading and decoding keep
+    /// up with the target.
     pub poll: Duration,
-    /// Decoding, coalescing and planning, dead letters included.
+    /// Decoding records, in the fetch thread, overlapped with planning and the target
+    /// transaction of the batch before.
+    pub decode: Duration,
+    /// Coalescing and planning, dead letters included.
     pub plan: Duration,
     /// The target transaction: statements, offsets, commit.
     pub commit: Duration,
@@ -52,6 +55,7 @@ pub struct Phases {
 impl std::ops::AddAssign for Phases {
     fn add_assign(&mut self, other: Phases) {
         self.poll += other.poll;
+        self.decode += other.decode;
         self.plan += other.plan;
         self.commit += other.commit;
     }
@@ -59,14 +63,14 @@ impl std::ops::AddAssign for Phases {
 
 /// A record as polled, kept whole so it can go to the dead-letter topic unchanged.
 #[derive(Debug, Clone)]
-struct Polled {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    bytes: usize,
+pub(crate) struct Polled {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub bytes: usize,
 }
 
 impl Polled {
@@ -114,8 +118,11 @@ fn topic_table(topic: &str) -> &str {
 pub struct Sink {
     pipeline: SinkPipeline,
     target: Target,
-    consumer: StreamConsumer,
-    decoder: JsonConverterDecoder,
+    fetcher: Fetcher,
+    /// The last batch failed: the fetcher read past what the target committed.
+    reseek: bool,
+    /// Source time of the newest heartbeat seen since the last commit.
+    heartbeat_ms: Option<i64>,
     dlq: Option<DeadLetterQueue>,
     metrics: SinkMetrics,
     /// This process's partitions and, per partition, the next offset committed in the target.
@@ -148,10 +155,19 @@ impl Sink {
         let stored = target.load_offsets(&pipeline.name).await?;
 
         let mut config = ClientConfig::new();
+        // Throughput defaults, which the pipeline's `kafka.consumer` may override: librdkafka's
+        // own (1 MiB per partition and fetch, 64 MiB prefetched) hold less than one batch of
+        // Debezium JSON records (several KiB each with their schema), so every batch waited on
+        // round trips to the broker instead of finding its records already fetched.
+        config
+            .set("max.partition.fetch.bytes", "16777216")
+            .set("fetch.max.bytes", "67108864")
+            .set("queued.max.messages.kbytes", "262144")
+            .set("fetch.wait.max.ms", "100");
         for (k, v) in &pipeline.kafka.consumer {
             config.set(k, v);
         }
-        let consumer: StreamConsumer = config
+        let consumer: BaseConsumer = config
             .set("bootstrap.servers", &pipeline.kafka.bootstrap_servers)
             // The group id only names the client: partitions are assigned explicitly and the
             // offsets live in the target, so the group never commits or rebalances.
@@ -159,7 +175,6 @@ impl Sink {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")
-            .set("fetch.wait.max.ms", "100")
             .create()
             .map_err(|e| ApplyError::Kafka(format!("creating the consumer: {e}")))?;
 
@@ -190,11 +205,18 @@ impl Sink {
             )?),
             None => None,
         };
+        let limits = BatchLimits {
+            max_rows: pipeline.batch.max_rows,
+            max_bytes: pipeline.batch.max_bytes,
+            linger: pipeline.batch.linger(),
+        };
+        let fetcher = Fetcher::spawn(consumer, limits, &pipeline.name)?;
         let mut sink = Self {
             pipeline,
             target,
-            consumer,
-            decoder: JsonConverterDecoder::new(),
+            fetcher,
+            reseek: false,
+            heartbeat_ms: None,
             dlq,
             metrics,
             committed,
@@ -205,11 +227,29 @@ impl Sink {
             last_recheck: Instant::now(),
             handle,
         };
+        sink.export_slo();
         sink.take_commands();
         sink.reassign()?;
         sink.publish(SinkState::Running, None);
         tracing::info!(pipeline = %sink.pipeline.name, partitions = sink.committed.len(), "sink started");
         Ok(sink)
+    }
+
+    fn export_slo(&self) {
+        let labels = self.labels();
+        let slo = self.pipeline.slo;
+        self.metrics
+            .slo_lag_seconds
+            .get_or_create(&labels)
+            .set(slo.lag_seconds);
+        self.metrics
+            .slo_objective
+            .get_or_create(&labels)
+            .set(slo.objective);
+        self.metrics
+            .slo_freshness_seconds
+            .get_or_create(&labels)
+            .set(slo.freshness_seconds);
     }
 
     /// The next offset committed in the target for each assigned partition.
@@ -250,21 +290,16 @@ impl Sink {
     /// so the committed offsets are exactly where each partition must resume.
     fn reassign(&mut self) -> Result<(), ApplyError> {
         let held = self.held_partitions();
-        let mut assignment = TopicPartitionList::new();
+        let mut assignment = Vec::new();
         if !self.paused {
             for (key, next) in &self.committed {
-                if held.contains(key) {
-                    continue;
+                if !held.contains(key) {
+                    assignment.push((key.0.clone(), key.1, *next));
                 }
-                let offset = next.map_or(Offset::Beginning, Offset::Offset);
-                assignment
-                    .add_partition_offset(&key.0, key.1, offset)
-                    .map_err(|e| ApplyError::Kafka(e.to_string()))?;
             }
         }
-        self.consumer
-            .assign(&assignment)
-            .map_err(|e| ApplyError::Kafka(format!("assigning partitions: {e}")))
+        self.reseek = false;
+        self.fetcher.assign(assignment)
     }
 
     fn publish(&self, state: SinkState, error: Option<String>) {
@@ -303,36 +338,6 @@ impl Sink {
     /// Marks the sink stopped in its status.
     pub fn stop(&self) {
         self.publish(SinkState::Stopped, None);
-    }
-
-    async fn poll(&self, wait: Duration) -> Result<Option<Polled>, ApplyError> {
-        match tokio::time::timeout(wait, self.consumer.recv()).await {
-            Err(_) => Ok(None),
-            Ok(Err(e)) => Err(ApplyError::Kafka(format!(
-                "{e}; if the offset is out of range, records were deleted by retention before the sink applied them and the table needs a new snapshot"
-            ))),
-            Ok(Ok(m)) => {
-                let key = m.key().map(<[u8]>::to_vec);
-                let value = m.payload().map(<[u8]>::to_vec);
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Ok(Some(Polled {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    bytes: key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len),
-                    key,
-                    value,
-                    headers,
-                }))
-            }
-        }
     }
 
     /// Reconciles with the desired state (pause, holds); true when the assignment must change.
@@ -475,7 +480,7 @@ impl Sink {
     /// `batch.linger_ms` after the first) and applies it. `Ok(None)` when no record arrived
     /// within `wait`.
     pub async fn run_batch(&mut self, wait: Duration) -> Result<Option<BatchStats>, ApplyError> {
-        let mut reassign = self.take_commands();
+        let mut reassign = self.take_commands() || self.reseek;
         reassign |= self.recheck_blocked().await?;
         if reassign {
             self.reassign()?;
@@ -486,38 +491,35 @@ impl Sink {
             return Ok(None);
         }
         let polling = Instant::now();
-        let Some(first) = self.poll(wait).await? else {
-            return Ok(None);
+        let batch = match self.fetcher.next(wait).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.reseek = true;
+                self.fail(&e);
+                return Err(e);
+            }
         };
-        let mut bytes = first.bytes;
-        let mut polled = vec![first];
-        let deadline = Instant::now() + self.pipeline.batch.linger();
-        while polled.len() < self.pipeline.batch.max_rows && bytes < self.pipeline.batch.max_bytes {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.poll(left).await? {
-                Some(record) => {
-                    bytes += record.bytes;
-                    polled.push(record);
-                }
-                None => break,
-            }
-        }
         let polled_in = polling.elapsed();
+        let (bytes, decode) = (batch.bytes, batch.decode);
+        let (mut polled, mut decoded) = (batch.polled, batch.decoded);
         // A held partition is re-read from its committed offset when it is released; a record
-        // of it that still arrives (fetched before the assignment changed) must not move it.
+        // of it that still arrives (read before the assignment changed) must not move it.
         let held = self.held_partitions();
         if !held.is_empty() {
-            polled.retain(|p| !held.contains(&p.partition_key()));
+            let (kept, dropped): (Vec<_>, Vec<_>) = polled
+                .into_iter()
+                .zip(decoded)
+                .partition(|(p, _)| !held.contains(&p.partition_key()));
+            drop(dropped);
+            (polled, decoded) = kept.into_iter().unzip();
             if polled.is_empty() {
                 return Ok(Some(BatchStats::default()));
             }
         }
         let count = polled.len();
         let applying = Instant::now();
-        let mut result = self.apply(polled).await;
+        let mut result = self.apply(polled, decoded).await;
         // A table blocked in this batch stops its partitions right before the blocking record,
         // but the consumer has fetched past it. Without a new assignment the next batch would
         // go on after this one, and its offsets would pass every record the block held back
@@ -531,6 +533,7 @@ impl Sink {
         }
         if let Ok(stats) = &mut result {
             stats.phases.poll = polled_in;
+            stats.phases.decode = decode;
         }
         tracing::debug!(
             pipeline = %self.pipeline.name,
@@ -545,7 +548,12 @@ impl Sink {
         }
         match &result {
             Ok(_) => self.publish(SinkState::Running, None),
-            Err(e) => self.fail(e),
+            Err(e) => {
+                // The fetcher has read past the records of the failed batch: a retry must
+                // start from what the target committed.
+                self.reseek = true;
+                self.fail(e);
+            }
         }
         result.map(Some)
     }
@@ -601,19 +609,23 @@ impl Sink {
         Ok(())
     }
 
-    async fn apply(&mut self, polled: Vec<Polled>) -> Result<BatchStats, ApplyError> {
+    async fn apply(
+        &mut self,
+        polled: Vec<Polled>,
+        decoded: Vec<Result<Record, String>>,
+    ) -> Result<BatchStats, ApplyError> {
         let started = Instant::now();
         let mut letters = Vec::new();
         let mut records = Vec::new();
-        for (index, p) in polled.iter().enumerate() {
-            let record = match self.decoder.decode(p.key.as_deref(), p.value.as_deref()) {
+        for (index, (p, decoded)) in polled.iter().zip(decoded).enumerate() {
+            let record = match decoded {
                 Ok(record) => record,
-                Err(e) => {
+                Err(reason) => {
                     let error = ApplyError::Record {
                         topic: p.topic.clone(),
                         partition: p.partition,
                         offset: p.offset,
-                        reason: e.to_string(),
+                        reason,
                     };
                     self.poison(&mut letters, p, Stage::Decode, None, error)?;
                     continue;
@@ -624,9 +636,14 @@ impl Sink {
                 Record::Truncate(truncate) => {
                     (truncate.source.table.clone(), truncate.source.ts_ms)
                 }
+                // Heartbeats carry no rows, but they say how fresh the pipeline is.
+                Record::Heartbeat { ts_ms: Some(ts) } => {
+                    self.heartbeat_ms = self.heartbeat_ms.max(Some(*ts));
+                    continue;
+                }
                 // Tombstones only let Kafka compact a deleted key away: the delete event before
-                // them already removed the row. Heartbeats, transaction markers and logical
-                // messages carry no rows; they only move the offsets.
+                // them already removed the row. Transaction markers and logical messages carry
+                // no rows; they only move the offsets.
                 _ => continue,
             };
             let Some(source_table) = source_table else {
@@ -829,8 +846,8 @@ impl Sink {
         table_name: &str,
         table_records: &[&TableRecord],
     ) -> Result<(Vec<Statement>, TableCounts), ApplyError> {
-        let mut positioned: Vec<Positioned<Record>> =
-            table_records.iter().map(|r| r.record.clone()).collect();
+        let mut positioned: Vec<&Positioned<Record>> =
+            table_records.iter().map(|r| &r.record).collect();
         order_by_source_position(&mut positioned);
         let batch = coalesce(positioned).map_err(|e| ApplyError::Record {
             topic: table_records
@@ -1152,20 +1169,41 @@ impl Sink {
         }
         let now = now_ms();
         let mut lags: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut newest = self.heartbeat_ms.take();
         for r in records {
             if let Some(ts) = r.source_ts_ms {
                 lags.entry(r.table.as_str())
                     .or_default()
                     .push((now - ts).max(0) as f64 / 1000.0);
+                newest = newest.max(Some(ts));
             }
         }
+        let slo = self.pipeline.slo;
         for (table, values) in lags {
-            let histogram = self.metrics.lag_seconds.get_or_create_owned(&TableLabels {
+            let labels = TableLabels {
                 pipeline: pipeline.clone(),
                 table: table.to_string(),
-            });
+            };
+            let histogram = self.metrics.lag_seconds.get_or_create_owned(&labels);
+            let within = values.iter().filter(|v| **v <= slo.lag_seconds).count();
             for value in values {
                 histogram.observe(value);
+            }
+            self.metrics
+                .changes_within_slo
+                .get_or_create(&labels)
+                .inc_by(within as u64);
+        }
+        if let Some(ts) = newest {
+            let gauge = self
+                .metrics
+                .source_timestamp
+                .get_or_create_owned(&PipelineLabels {
+                    pipeline: pipeline.clone(),
+                });
+            let seconds = ts as f64 / 1000.0;
+            if seconds > gauge.get() {
+                gauge.set(seconds);
             }
         }
         for letter in letters {
@@ -1227,7 +1265,25 @@ struct TableCounts {
 /// it removes. The sort is stable: records with equal LSNs (a snapshot) keep their Kafka order.
 /// Across batches no consumer can order a keyless event against other partitions, which is why
 /// pipelines that mirror TRUNCATE give each table topic one partition (see ARCHITECTURE.md).
-fn order_by_source_position(records: &mut [Positioned<Record>]) {
+///
+/// It sorts only a table whose records span partitions and include a TRUNCATE: a change's LSN
+/// is where it was written, not where its transaction committed, so
+/// concurrent transactions that commit in another order than they wrote have LSNs out of Kafka
+/// (commit) order. Sorting those put a partition's records out of offset order and stopped the
+/// sink (found by crates/lockstep/tests/ddl_soak.rs, four concurrent writers). Records of one
+/// partition, or without a TRUNCATE, keep their Kafka order.
+fn order_by_source_position(records: &mut [&Positioned<Record>]) {
+    let truncates = records
+        .iter()
+        .any(|r| matches!(r.record, Record::Truncate(_)));
+    let one_partition = records.first().is_none_or(|first| {
+        records
+            .iter()
+            .all(|r| r.partition == first.partition && r.topic == first.topic)
+    });
+    if one_partition || !truncates {
+        return;
+    }
     let lsn = |r: &Positioned<Record>| match &r.record {
         Record::Change(change) => change.source.lsn,
         Record::Truncate(truncate) => truncate.source.lsn,
@@ -1238,7 +1294,7 @@ fn order_by_source_position(records: &mut [Positioned<Record>]) {
     }
 }
 
-async fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, ApplyError> {
+async fn partition_count(consumer: &BaseConsumer, topic: &str) -> Result<i32, ApplyError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let metadata = consumer
@@ -1255,5 +1311,87 @@ async fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, 
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep_debezium::{ChangeEvent, Op, Source, TruncateEvent};
+
+    fn at(partition: i32, offset: i64, lsn: i64, truncate: bool) -> Positioned<Record> {
+        let source = Source {
+            lsn: Some(lsn),
+            ..Source::default()
+        };
+        let record = if truncate {
+            Record::Truncate(TruncateEvent {
+                source,
+                times: Default::default(),
+                transaction: None,
+            })
+        } else {
+            Record::Change(ChangeEvent {
+                op: Op::Update,
+                key: None,
+                before: None,
+                after: None,
+                source,
+                times: Default::default(),
+                transaction: None,
+                envelope_name: None,
+            })
+        };
+        Positioned {
+            topic: "t".into(),
+            partition,
+            offset,
+            record,
+        }
+    }
+
+    fn offsets(records: &[&Positioned<Record>]) -> Vec<(i32, i64)> {
+        records.iter().map(|r| (r.partition, r.offset)).collect()
+    }
+
+    /// (partition, offset, change LSN, is a TRUNCATE)
+    type Input = (i32, i64, i64, bool);
+    /// Input records and the (partition, offset) order expected after the call.
+    type Case = (Vec<Input>, Vec<(i32, i64)>);
+
+    #[test]
+    fn source_order_is_used_only_for_a_truncate_across_partitions() {
+        // (records as (partition, offset, change lsn, truncate), expected (partition, offset))
+        let cases: Vec<Case> = vec![
+            // Concurrent transactions: the later writer committed first. Kafka order stays.
+            (
+                vec![(0, 1, 200, false), (0, 2, 100, false), (0, 3, 300, false)],
+                vec![(0, 1), (0, 2), (0, 3)],
+            ),
+            // One partition with a TRUNCATE: Kafka order is commit order already.
+            (
+                vec![(0, 1, 200, false), (0, 2, 100, true)],
+                vec![(0, 1), (0, 2)],
+            ),
+            // Several partitions, no TRUNCATE: per-key order is per partition; nothing to do.
+            (
+                vec![(1, 5, 300, false), (0, 1, 100, false)],
+                vec![(1, 5), (0, 1)],
+            ),
+            // A TRUNCATE on another partition is placed by its source position.
+            (
+                vec![(1, 5, 300, false), (0, 1, 200, true), (1, 6, 100, false)],
+                vec![(1, 6), (0, 1), (1, 5)],
+            ),
+        ];
+        for (input, expected) in cases {
+            let owned: Vec<Positioned<Record>> = input
+                .iter()
+                .map(|&(p, o, lsn, t)| at(p, o, lsn, t))
+                .collect();
+            let mut records: Vec<&Positioned<Record>> = owned.iter().collect();
+            order_by_source_position(&mut records);
+            assert_eq!(offsets(&records), expected, "{input:?}");
+        }
     }
 }

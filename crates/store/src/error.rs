@@ -115,6 +115,7 @@ fn operation_event_name(event: OperationEvent) -> &'static str {
         OperationEvent::RequestCancel => "be cancelled",
         OperationEvent::ConfirmCancelled => "be marked cancelled",
         OperationEvent::Compensated => "be marked compensated",
+        OperationEvent::RefuseCancel => "refuse a cancel",
     }
 }
 

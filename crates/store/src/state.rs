@@ -25,6 +25,7 @@
 //!   Running | Cancelling --Fail--> Failed
 //!   Running | Cancelling | Failed --Compensated--> Compensated
 //!   Cancelling --Succeed--> Succeeded  (the cancel came after the last step finished)
+//!   Cancelling --RefuseCancel--> Running  (the cancel came after the point of no return)
 //! ```
 
 use std::fmt;
@@ -265,10 +266,13 @@ pub enum OperationEvent {
     RequestCancel,
     ConfirmCancelled,
     Compensated,
+    /// A cancel reached the executor after the point of no return: the source has changed,
+    /// so the plan must be finished, not undone; the operation runs on.
+    RefuseCancel,
 }
 
 impl OperationEvent {
-    pub const ALL: [OperationEvent; 7] = [
+    pub const ALL: [OperationEvent; 8] = [
         OperationEvent::Approve,
         OperationEvent::Start,
         OperationEvent::Succeed,
@@ -276,6 +280,7 @@ impl OperationEvent {
         OperationEvent::RequestCancel,
         OperationEvent::ConfirmCancelled,
         OperationEvent::Compensated,
+        OperationEvent::RefuseCancel,
     ];
 
     /// The audit log's `action` for this event.
@@ -288,6 +293,7 @@ impl OperationEvent {
             OperationEvent::RequestCancel => "operation.cancel_requested",
             OperationEvent::ConfirmCancelled => "operation.cancelled",
             OperationEvent::Compensated => "operation.compensated",
+            OperationEvent::RefuseCancel => "operation.cancel_refused",
         }
     }
 
@@ -300,6 +306,7 @@ impl OperationEvent {
             OperationEvent::RequestCancel => "be cancelled",
             OperationEvent::ConfirmCancelled => "be marked cancelled",
             OperationEvent::Compensated => "be marked compensated",
+            OperationEvent::RefuseCancel => "refuse a cancel",
         }
     }
 }
@@ -341,6 +348,7 @@ pub fn operation_transition(
         (S::Running | S::Cancelling, E::Succeed) => S::Succeeded,
         (S::Running | S::Cancelling, E::Fail) => S::Failed,
         (S::Cancelling, E::ConfirmCancelled) => S::Cancelled,
+        (S::Cancelling, E::RefuseCancel) => S::Running,
         (S::Running | S::Cancelling | S::Failed, E::Compensated) => S::Compensated,
         _ => return Err(IllegalOperationTransition { from, event }),
     };
@@ -385,9 +393,10 @@ pub fn completion_check(event: OperationEvent, steps: &[StepStatus]) -> Result<(
             ],
             "no step may still be running or compensating",
         ),
-        OperationEvent::Approve | OperationEvent::Start | OperationEvent::RequestCancel => {
-            return Ok(())
-        }
+        OperationEvent::Approve
+        | OperationEvent::Start
+        | OperationEvent::RequestCancel
+        | OperationEvent::RefuseCancel => return Ok(()),
     };
     match steps.iter().position(|s| !allowed.contains(s)) {
         None => Ok(()),
@@ -469,6 +478,7 @@ mod tests {
             ((S::Running, E::RequestCancel), S::Cancelling),
             ((S::Running, E::Compensated), S::Compensated),
             ((S::Cancelling, E::ConfirmCancelled), S::Cancelled),
+            ((S::Cancelling, E::RefuseCancel), S::Running),
             ((S::Cancelling, E::Succeed), S::Succeeded),
             ((S::Cancelling, E::Fail), S::Failed),
             ((S::Cancelling, E::Compensated), S::Compensated),
@@ -491,7 +501,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 8 * 7);
+        assert_eq!(checked, 8 * 8);
     }
 
     #[test]

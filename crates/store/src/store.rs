@@ -236,6 +236,13 @@ impl Store {
         self.operation_event(id, OperationEvent::RequestCancel, actor, None)
     }
 
+    /// `Cancelling` → `Running`: the executor found the cancel after the point of no return
+    /// (the source has changed; the plan can only be finished). `reason` is audited.
+    pub fn refuse_cancel(&self, id: OperationId, reason: &str, actor: &str) -> Result<()> {
+        self.operation_event(id, OperationEvent::RefuseCancel, actor, Some(reason))
+            .map(|_| ())
+    }
+
     /// Ends an operation: every step must agree (see [`completion_check`]).
     pub fn finish_operation(
         &self,

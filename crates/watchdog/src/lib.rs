@@ -8,6 +8,8 @@
 //!   actions + new memory. Permanent failures are never restarted; they raise one alert.
 //! * [`health`]: stuck detection (RUNNING but frozen while the source moves) and PostgreSQL
 //!   replication-slot WAL retention.
+//! * [`streaming`]: RUNNING but not streaming (a Debezium PostgreSQL connector whose slot is
+//!   unused past a grace period) and its cause from a login with the connector's credentials.
 //! * [`lag`]: Burrow-style consumer lag status and offset→time interpolation (lag in seconds).
 //! * [`tune`]: the bounded auto-tuning controller (steps, cool-down, limits, hysteresis).
 //! * [`metrics`]: the watchdog's Prometheus families (`lockstep_watchdog_*`).
@@ -22,6 +24,7 @@ pub mod health;
 pub mod lag;
 pub mod metrics;
 pub mod policy;
+pub mod streaming;
 pub mod tune;
 
 pub use classify::{classify, Cause, Classification, FailureKind};

@@ -48,7 +48,7 @@ pub struct CauseLabels {
 pub struct AlertLabels {
     pub cluster: String,
     pub connector: String,
-    /// `permanent_failure`, `circuit_open`, `stuck`, `slot_retention`.
+    /// `permanent_failure`, `circuit_open`, `not_streaming`, `stuck`, `slot_retention`.
     pub kind: String,
     pub cause: String,
 }

@@ -291,6 +291,9 @@ pub enum AlertKind {
     PermanentFailure,
     /// Too many restarts in the window: restarts suspended until the cool-down ends.
     CircuitOpen,
+    /// RUNNING but not streaming (replication slot unused), cause unknown: see
+    /// [`crate::streaming`].
+    NotStreaming,
 }
 
 impl AlertKind {
@@ -298,6 +301,7 @@ impl AlertKind {
         match self {
             AlertKind::PermanentFailure => "permanent_failure",
             AlertKind::CircuitOpen => "circuit_open",
+            AlertKind::NotStreaming => "not_streaming",
         }
     }
 }

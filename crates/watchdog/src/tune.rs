@@ -384,8 +384,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn converges_after_a_load_step_without_oscillating() {
+    /// A closed-loop run: the plant under `load_at(second)` for `end` seconds, one tuner step
+    /// a second (5 s SLO, 30 s cool-down, 5 min before a reversal, from Debezium's defaults).
+    struct Run {
+        /// (second, direction) of each max.batch.size change.
+        history: Vec<(u64, &'static str)>,
+        /// The lag and the plant's capacity after each second.
+        lags: Vec<f64>,
+        capacity: Vec<f64>,
+        /// The knobs at the end.
+        values: BTreeMap<String, u64>,
+    }
+
+    /// Runs the loop; after every step the knobs are within their limits and
+    /// max.queue.size > max.batch.size (`name` names the run when that fails).
+    fn simulate(name: &str, end: u64, load_at: impl Fn(u64) -> f64) -> Run {
         let t = Tuner::new(TunerConfig {
             cooldown_ms: 30_000,
             reversal_cooldown_ms: 300_000,
@@ -402,10 +415,9 @@ mod tests {
         let mut plant = Plant { backlog: 0.0 };
         let mut history = Vec::new();
         let mut lags = Vec::new();
-        for second in 0..3_600u64 {
-            // 1,000 records/s, then a step to 4,000 records/s at t = 10 min.
-            let load = if second < 600 { 1_000.0 } else { 4_000.0 };
-            let (lag, util) = plant.tick(load, &state.values);
+        let mut capacity = Vec::new();
+        for second in 0..end {
+            let (lag, util) = plant.tick(load_at(second), &state.values);
             lags.push(lag);
             let (changes, next) = t.step(
                 &state,
@@ -422,13 +434,40 @@ mod tests {
                 let v = next.values[&knob.name];
                 assert!(
                     v >= knob.min && v <= knob.max,
-                    "{} out of limits: {v}",
+                    "{name}: {} = {v} out of limits",
                     knob.name
                 );
             }
-            assert!(next.values["max.queue.size"] > next.values["max.batch.size"]);
+            assert!(
+                next.values["max.queue.size"] > next.values["max.batch.size"],
+                "{name}: queue <= batch"
+            );
             state = next;
+            capacity.push(Plant::capacity(&state.values));
         }
+        Run {
+            history,
+            lags,
+            capacity,
+            values: state.values,
+        }
+    }
+
+    #[test]
+    fn converges_after_a_load_step_without_oscillating() {
+        // 1,000 records/s, then a step to 4,000 records/s at t = 10 min.
+        let Run {
+            history,
+            lags,
+            values,
+            ..
+        } = simulate("load step", 3_600, |second| {
+            if second < 600 {
+                1_000.0
+            } else {
+                4_000.0
+            }
+        });
         // It reacted to the step.
         assert!(
             history.iter().any(|(s, d)| *s >= 600 && *d == "increase"),
@@ -450,10 +489,120 @@ mod tests {
         let reversals = after.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(reversals <= 1, "{history:?}");
         // And the pipeline can carry the load it settled on.
-        assert!(
-            Plant::capacity(&state.values) >= 4_000.0,
-            "{:?}",
-            state.values
-        );
+        assert!(Plant::capacity(&values) >= 4_000.0, "{values:?}");
+    }
+
+    /// One load profile: `(from second, records/s)` phases, each longer than 30 minutes.
+    struct Profile {
+        name: &'static str,
+        phases: &'static [(u64, f64)],
+        end: u64,
+    }
+
+    /// Load steps up *and* down, from several starting points: after every load change the
+    /// tuner settles (no change in the phase's last 20 minutes, lag within the SLO there), never
+    /// reverses direction more than once inside a phase, stays within the limits, and after a
+    /// step down it gives capacity back (lower cost) without dropping below the load.
+    #[test]
+    fn load_profiles_converge_up_and_down_without_oscillating() {
+        const SETTLED: u64 = 1_200;
+        let profiles = [
+            Profile {
+                name: "step up then down",
+                phases: &[(0, 1_000.0), (1_800, 4_000.0), (5_400, 1_000.0)],
+                end: 9_000,
+            },
+            Profile {
+                name: "small step up then down",
+                phases: &[(0, 500.0), (1_800, 1_500.0), (5_400, 500.0)],
+                end: 9_000,
+            },
+            Profile {
+                name: "start overloaded, then quiet",
+                phases: &[(0, 4_500.0), (3_600, 200.0)],
+                end: 7_200,
+            },
+            Profile {
+                name: "two steps up, one down",
+                phases: &[
+                    (0, 300.0),
+                    (1_800, 2_000.0),
+                    (5_400, 4_200.0),
+                    (9_000, 300.0),
+                ],
+                end: 12_600,
+            },
+        ];
+        for profile in &profiles {
+            let name = profile.name;
+            let Run {
+                history,
+                lags,
+                capacity,
+                values,
+            } = simulate(name, profile.end, |second| {
+                profile
+                    .phases
+                    .iter()
+                    .rev()
+                    .find(|(from, _)| *from <= second)
+                    .map_or(0.0, |(_, load)| *load)
+            });
+            let ends: Vec<u64> = profile
+                .phases
+                .iter()
+                .skip(1)
+                .map(|(from, _)| *from)
+                .chain([profile.end])
+                .collect();
+            for (i, (&(from, load), &to)) in profile.phases.iter().zip(&ends).enumerate() {
+                let in_phase: Vec<&str> = history
+                    .iter()
+                    .filter(|(s, _)| (from..to).contains(s))
+                    .map(|(_, d)| *d)
+                    .collect();
+                let settled = to - SETTLED;
+                assert!(
+                    history.iter().all(|(s, _)| !(settled..to).contains(s)),
+                    "{name}, phase {i} ({load}/s): still changing in its last {SETTLED} s: {history:?}"
+                );
+                let worst = lags[settled as usize..to as usize]
+                    .iter()
+                    .cloned()
+                    .fold(0.0, f64::max);
+                assert!(
+                    worst <= 5.0,
+                    "{name}, phase {i} ({load}/s): settled lag {worst:.2}s over the SLO"
+                );
+                let reversals = in_phase.windows(2).filter(|w| w[0] != w[1]).count();
+                assert!(
+                    reversals <= 1,
+                    "{name}, phase {i} ({load}/s): oscillates: {history:?}"
+                );
+                let settled_capacity = capacity[to as usize - 1];
+                assert!(
+                    settled_capacity >= load,
+                    "{name}, phase {i}: capacity {settled_capacity:.0}/s below the load {load}/s"
+                );
+                if i > 0 {
+                    let before = profile.phases[i - 1].1;
+                    let expected = if load > before {
+                        "increase"
+                    } else {
+                        "decrease"
+                    };
+                    assert!(
+                        in_phase.contains(&expected),
+                        "{name}, phase {i} ({before}/s -> {load}/s): no {expected}: {history:?}"
+                    );
+                }
+            }
+            println!(
+                "{name}: {} change(s) of max.batch.size at {:?}; settled at {:?}",
+                history.len(),
+                history.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+                values
+            );
+        }
     }
 }
