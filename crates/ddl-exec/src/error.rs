@@ -50,8 +50,12 @@ pub enum ExecError {
     Timeout { what: String },
     #[error("step {step} ({kind}) needs the Kafka Connect cluster: pass --connect-url or name the cluster in lockstep.yaml (--cluster); nothing was applied")]
     NeedsConnect { step: usize, kind: String },
+    #[error("connector {connector}: {reason}")]
+    ConnectorConfig { connector: String, reason: String },
     #[error("the stored plan of operation {operation} cannot be read: {reason}")]
     StoredPlan { operation: i64, reason: String },
+    #[error("the test failpoint is invalid: {reason}")]
+    Failpoint { reason: String },
     #[error(transparent)]
     Store(#[from] lockstep_store::StoreError),
 }

@@ -3,10 +3,17 @@
 //! at any point [`Executor::run`] resumes the operation or compensates it, and says which.
 //!
 //! Steps it runs for real: audit record, source DDL (PostgreSQL, `lock_timeout`, bounded
-//! retries), target DDL (PostgreSQL, MariaDB / MySQL), target schema verification. That covers
-//! the target-first and source-only strategies; a plan that needs any other step (connector
-//! pause, sink hold, marks, waits, snapshots...) is refused by [`unsupported_steps`] before
-//! anything is recorded or run.
+//! retries), target DDL (PostgreSQL, MariaDB / MySQL), target schema and row verification,
+//! marks and waits, connector pause / resume, and the table steps of [`crate::tables`]
+//! (include list, publication, sink topics, snapshot signal and wait). A plan that needs a
+//! step it cannot run here (quiesce, stop / restart; holds unless enabled; anything needing
+//! a Connect cluster or the sink's API that is not configured) is refused by
+//! [`unsupported_steps`] before anything is recorded or run.
+//!
+//! Test hook: `LOCKSTEP_FAILPOINT=<step_kind>:<before|after>` ([`crate::failpoint`]) stops
+//! [`Executor::run`] at the first step of that kind, after the step is persisted Running and
+//! before (`before`) or after (`after`) its action ran, with `failpoint reached: ...` on
+//! stderr, so a test can SIGKILL the process exactly there. Unset, it has no effect.
 
 use lockstep_connect::{ConnectClient, ExpectedState};
 use lockstep_ddl::{Catalog, TableAfter};
@@ -20,6 +27,7 @@ use serde_json::{json, Value};
 use tokio_postgres::Client;
 
 use crate::error::ExecError;
+use crate::failpoint::When;
 use crate::introspect;
 use crate::pipeline::DdlPipeline;
 use crate::position;
@@ -98,7 +106,23 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
         } => in_quiesce_session.then_some("support for quiescing a table (not built yet)"),
         StepKind::WaitSinkApplied { .. }
         | StepKind::PauseConnector { .. }
-        | StepKind::ResumeConnector { .. } => (!caps.connect).then_some(needs_connect),
+        | StepKind::ResumeConnector { .. }
+        | StepKind::UpdateConnectorConfig { .. }
+        | StepKind::IncrementalSnapshotSignal { .. }
+        | StepKind::WaitSnapshotCompleted { .. } => (!caps.connect).then_some(needs_connect),
+        StepKind::UpdatePublication { .. } => None,
+        // Reading a topic from its first record needs no hold (CREATE TABLE); a held new
+        // topic (RENAME TABLE) is a boundary hold, gated like the others below.
+        StepKind::AddSinkTable { held: false, .. } | StepKind::RemoveSinkTable { .. } => {
+            (!caps.sink_api).then_some(
+                "the running sink's API in the pipeline file (source.sink_api), to add or remove its topics",
+            )
+        }
+        StepKind::AddSinkTable { held: true, .. } if !caps.experimental_hold => {
+            Some("a sink hold at the DDL's position proven safe under a soak test (not enabled yet; LOCKSTEP_EXPERIMENTAL_BOUNDARY=1 turns it on for testing)")
+        }
+        StepKind::AddSinkTable { held: true, .. } => (!caps.sink_api)
+            .then_some("the running sink's API in the pipeline file (source.sink_api)"),
         // Implemented below, but not offered yet. The real-stack test
         // (crates/lockstep/tests/ddl_cdc.rs, rename_column_at_the_boundary_while_rows_flow)
         // found the sink losing the deletes after a block (it kept reading past the cut); the
@@ -291,6 +315,7 @@ fn millis_since(start: std::time::Instant) -> u64 {
 impl Executor<'_> {
     /// Run (or resume) one operation to its end.
     pub async fn run(&mut self, id: OperationId) -> Result<RunOutcome, ExecError> {
+        let failpoint = crate::failpoint::from_env()?;
         let op = self.store.get(id)?;
         let stored = stored_plan(id, &op.plan)?;
         let plan = stored.plan;
@@ -401,8 +426,19 @@ impl Executor<'_> {
                 // Handled before the loop: a compensation resumes as a whole.
                 StepState::Compensating | StepState::Compensated => continue,
             };
+            let stop_at = |when| {
+                failpoint
+                    .as_ref()
+                    .filter(|f| f.matches(&step_name(step), when))
+            };
+            if let Some(f) = stop_at(When::Before) {
+                f.stop(id.0, step.n).await;
+            }
             match self.execute(id, &plan, step).await {
                 Ok(output) => {
+                    if let Some(f) = stop_at(When::After) {
+                        f.stop(id.0, step.n).await;
+                    }
                     self.store.finish_step(
                         &ticket,
                         StepOutcome::Succeeded(output.clone()),
@@ -531,22 +567,34 @@ impl Executor<'_> {
             );
             return Ok(Recover::Done);
         }
-        if let StepKind::SourceDdl { transactional, .. } = &step.kind {
+        if let StepKind::SourceDdl {
+            transactional,
+            mark,
+            ..
+        } = &step.kind
+        {
             let catalog = self.read_after(plan).await?;
             if source_shows(&plan.source_after, &catalog) {
+                let mut output = json!({"recovered": "the source already shows the change"});
+                let mut decision = "interrupted; the source already shows the change (it committed before the crash): recorded as done, rolled forward".to_string();
+                // The LSN of the mark committed with the DDL died with the process, and the
+                // plan's wait needs one: a mark emitted now is after the DDL's commit, so
+                // "applied up to it" still means "applied up to the DDL" (a later position,
+                // where the held table counts as done).
+                if let Some(m) = mark {
+                    let content =
+                        json!({"operation_id": id.0, "mark": m, "recovered": true}).to_string();
+                    let lsn = position::emit_mark(self.source, &content).await?;
+                    output["lsn"] = json!(lsn);
+                    output["mark_reemitted"] = json!(true);
+                    decision.push_str(&format!(
+                        "; its mark '{m}' re-emitted after the DDL's commit at {lsn}"
+                    ));
+                }
                 let ticket = self.store.retry_step(id, index, attempt, &self.actor)?;
-                self.store.finish_step(
-                    &ticket,
-                    StepOutcome::Succeeded(
-                        json!({"recovered": "the source already shows the change"}),
-                    ),
-                    &self.actor,
-                )?;
-                self.note(
-                    id,
-                    step,
-                    "interrupted; the source already shows the change (it committed before the crash): recorded as done, rolled forward",
-                );
+                self.store
+                    .finish_step(&ticket, StepOutcome::Succeeded(output), &self.actor)?;
+                self.note(id, step, &decision);
                 return Ok(Recover::Done);
             }
             if *transactional {
@@ -780,10 +828,16 @@ impl Executor<'_> {
                 } else {
                     Some(self.sink_api()?)
                 };
+                // The sink reads topics the file does not list (added by CREATE TABLE).
+                // A topic the broker does not have yet holds nothing to wait for.
+                let runtime = self.target.runtime_topics(&self.pipeline.sink.name).await?;
+                let mut reading = self.pipeline.with_runtime_topics(&runtime);
+                reading.sink.kafka.topics =
+                    crate::tables::existing_topics(&reading.sink, &topics).await?;
                 position::wait_sink_applied(
                     connect,
                     &facts.source_connectors,
-                    &self.pipeline.sink,
+                    &reading.sink,
                     &topics,
                     lsn,
                     &lsn_text,
@@ -799,6 +853,73 @@ impl Executor<'_> {
             StepKind::VerifyTargetSchema { table, expect } => {
                 let notes = self.target.verify(table, expect).await?;
                 Ok(json!({"matches": true, "notes": notes}))
+            }
+            StepKind::UpdateConnectorConfig {
+                connector,
+                key,
+                add,
+                remove,
+            } => {
+                let c = self.connect(n, "update_connector_config")?;
+                crate::tables::update_connector_config(c, connector, key, add, remove).await
+            }
+            StepKind::UpdatePublication {
+                publication,
+                add,
+                remove,
+            } => crate::tables::update_publication(self.source, publication, add, remove).await,
+            StepKind::AddSinkTable {
+                topic,
+                target_table,
+                held,
+                ..
+            } => {
+                let api = self.sink_api()?;
+                if *held {
+                    api.hold(&target_table.name).await?;
+                }
+                let status = api.add_topic(topic, &target_table.name).await?;
+                let waiting = crate::sink_api::runtime_topics(&status)
+                    .into_iter()
+                    .any(|(t, removed, waiting)| t == *topic && !removed && waiting);
+                Ok(json!({
+                    "topic": topic,
+                    "table": target_table.name,
+                    "held": held,
+                    "waiting_for_topic": waiting,
+                }))
+            }
+            StepKind::RemoveSinkTable { topic, .. } => {
+                let api = self.sink_api()?;
+                api.remove_topic(topic).await?;
+                Ok(json!({"topic": topic, "removed": true}))
+            }
+            StepKind::IncrementalSnapshotSignal {
+                connector,
+                signal_table,
+                data,
+                tables,
+                skip_if_empty,
+            } => {
+                let c = self.connect(n, "incremental_snapshot_signal")?;
+                crate::tables::check_signal_config(c, connector, signal_table).await?;
+                crate::tables::send_snapshot_signal(
+                    self.source,
+                    &format!("lockstep-{}-{n}", id.0),
+                    signal_table,
+                    data,
+                    tables,
+                    *skip_if_empty,
+                )
+                .await
+            }
+            StepKind::WaitSnapshotCompleted {
+                connector,
+                tables,
+                timeout_ms,
+            } => {
+                self.wait_snapshot(id, plan, n, connector, tables, *timeout_ms)
+                    .await
             }
             other => Err(ExecError::Unsupported {
                 step: n,
@@ -834,6 +955,79 @@ impl Executor<'_> {
                     .into(),
             })?;
         SinkApi::new(base, &self.pipeline.sink.name)
+    }
+
+    /// Waits until the incremental snapshot this plan's signal started has finished and the
+    /// sink applied it: the connector's committed offsets no longer show it and the rows of
+    /// every table match. Done at once when the signal step skipped the snapshot.
+    async fn wait_snapshot(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        n: usize,
+        connector: &str,
+        tables: &[lockstep_ddl::QualifiedName],
+        timeout_ms: u64,
+    ) -> Result<Value, ExecError> {
+        let op = self.store.get(id)?;
+        let signal = plan
+            .steps
+            .iter()
+            .zip(&op.steps)
+            .filter(|(s, _)| s.n < n)
+            .filter(|(s, _)| matches!(s.kind, StepKind::IncrementalSnapshotSignal { .. }))
+            .map(|(_, stored)| match &stored.state {
+                StepState::Succeeded { output, .. } => Some(output.clone()),
+                _ => None,
+            })
+            .next_back()
+            .flatten();
+        if signal
+            .as_ref()
+            .and_then(|o| o.get("skipped"))
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
+            return Ok(json!({"skipped": true, "reason": "no snapshot was signalled"}));
+        }
+        let c = self.connect(n, "wait_snapshot_completed")?;
+        let started = std::time::Instant::now();
+        let facts = self.pipeline.facts();
+        loop {
+            let mut last = None;
+            if !crate::tables::snapshot_running(c, connector, tables).await? {
+                let mut clean = true;
+                for t in tables {
+                    match crate::rows::verify_rows(self.pipeline, t, &facts.target_table(t)).await {
+                        Ok(_) => {}
+                        Err(e @ ExecError::RowsDiffer { .. }) => {
+                            clean = false;
+                            last = Some(e.to_string());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                if clean {
+                    return Ok(json!({"duration_ms": millis_since(started)}));
+                }
+            }
+            if started.elapsed() > std::time::Duration::from_millis(timeout_ms) {
+                return Err(ExecError::Timeout {
+                    what: format!(
+                        "the incremental snapshot of {} by connector {connector} ({} ms){}",
+                        tables
+                            .iter()
+                            .map(|t| t.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        timeout_ms,
+                        last.map(|l| format!("; last difference: {l}"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
     }
 
     /// The LSN a `MarkSourcePosition` (or a source DDL with a mark) of this plan recorded.

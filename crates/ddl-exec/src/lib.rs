@@ -6,6 +6,8 @@
 //! - [`source`] / [`target`]: the database adapters (source DDL with `lock_timeout` and
 //!   retries; target DDL, shape and `skip_if` checks);
 //! - [`exec`]: the durable executor over `lockstep-store`;
+//! - [`failpoint`]: a test hook (`LOCKSTEP_FAILPOINT`) that stops the executor at one step
+//!   so a test can kill it there;
 //! - [`guard`]: the guardrails checked before a DDL starts (connectors running, sink lag,
 //!   no incremental snapshot).
 //!
@@ -14,13 +16,16 @@
 pub mod check;
 pub mod error;
 pub mod exec;
+pub mod failpoint;
 pub mod guard;
+pub mod include_list;
 pub mod introspect;
 pub mod pipeline;
 pub mod position;
 pub mod rows;
 pub mod sink_api;
 pub mod source;
+pub mod tables;
 pub mod target;
 
 use lockstep_ddl::{classify, Catalog, Classification};
@@ -93,6 +98,12 @@ pub async fn prepare(
             )],
         }));
     }
+    // The sink may read topics the file does not list (CREATE TABLE) or no longer read some
+    // it lists (DROP TABLE): plan against the tables it replicates now.
+    let mut target = TargetDb::connect(&pipeline.sink.target).await?;
+    let runtime = target.runtime_topics(&pipeline.sink.name).await?;
+    let merged = pipeline.with_runtime_topics(&runtime);
+    let pipeline = &merged;
     let client = source::connect_source(&pipeline.source).await?;
     let catalog = introspect::read_pg_catalog(
         &client,

@@ -228,6 +228,36 @@ impl DdlPipeline {
         })
     }
 
+    /// The pipeline as its running sink reads it (pure): the topics added or removed at
+    /// runtime (`lockstep_sink::topics`, recorded in the target by CREATE / DROP TABLE plans)
+    /// applied to the file's. A runtime topic that does not follow `<topic_prefix>.<schema>.
+    /// <table>` names no table lockstep can plan for and is left out of the tables.
+    pub fn with_runtime_topics(&self, runtime: &[lockstep_sink::topics::RuntimeTopic]) -> Self {
+        let mut out = self.clone();
+        out.sink.kafka.topics =
+            lockstep_sink::topics::effective_topics(&self.sink.kafka.topics, runtime);
+        for r in runtime.iter().filter(|r| !r.removed) {
+            if let Some(table) = &r.table {
+                out.sink.tables.insert(
+                    r.topic.clone(),
+                    lockstep_sink::pipeline::TableOverride {
+                        table: Some(table.clone()),
+                    },
+                );
+            }
+        }
+        let prefix = format!("{}.", self.source.topic_prefix);
+        out.tables = Vec::new();
+        for topic in &out.sink.kafka.topics {
+            if let Some(t) = topic.strip_prefix(&prefix).and_then(qualified) {
+                if !out.tables.contains(&t) {
+                    out.tables.push(t);
+                }
+            }
+        }
+        out
+    }
+
     /// What the planner needs to know, as data.
     pub fn facts(&self) -> PipelineFacts {
         let defaults = PlanSettings::default();
@@ -372,6 +402,44 @@ tables: {db1.app.lines: {table: order_lines}}
                 "{field}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn runtime_topics_join_and_leave_the_tables() {
+        use lockstep_sink::topics::RuntimeTopic;
+        let p = parse(SOURCE).unwrap();
+        let runtime = vec![
+            RuntimeTopic {
+                topic: "db1.public.orders".into(),
+                table: None,
+                removed: true,
+            },
+            RuntimeTopic {
+                topic: "db1.public.fresh".into(),
+                table: Some("fresh_copy".into()),
+                removed: false,
+            },
+            RuntimeTopic {
+                topic: "routed.elsewhere".into(),
+                table: None,
+                removed: false,
+            },
+        ];
+        let q = p.with_runtime_topics(&runtime);
+        assert_eq!(
+            q.tables,
+            vec![
+                QualifiedName::new("app", "lines"),
+                QualifiedName::new("public", "fresh")
+            ]
+        );
+        assert_eq!(
+            q.facts()
+                .target_table(&QualifiedName::new("public", "fresh"))
+                .name,
+            "fresh_copy"
+        );
+        assert_eq!(p.with_runtime_topics(&[]).tables, p.tables);
     }
 
     #[test]

@@ -79,6 +79,87 @@ impl SinkApi {
     }
 }
 
+impl SinkApi {
+    /// Have the sink read `topic` into `table` (recorded in the target; idempotent). The
+    /// sink answers once the change is recorded and applied.
+    pub async fn add_topic(&self, topic: &str, table: &str) -> Result<Value, ExecError> {
+        let url = self.url(&format!("/topics/{topic}"));
+        let resp = self
+            .http
+            .put(&url)
+            .timeout(Duration::from_secs(60))
+            .json(&serde_json::json!({ "table": table }))
+            .send()
+            .await
+            .map_err(|e| api_err(url.clone(), e))?;
+        answer(url, resp).await
+    }
+
+    /// Have the sink stop reading `topic` (recorded in the target; idempotent).
+    pub async fn remove_topic(&self, topic: &str) -> Result<Value, ExecError> {
+        let url = self.url(&format!("/topics/{topic}"));
+        let resp = self
+            .http
+            .delete(&url)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .map_err(|e| api_err(url.clone(), e))?;
+        answer(url, resp).await
+    }
+
+    /// Hold a target table (its partitions stop before their next record).
+    pub async fn hold(&self, table: &str) -> Result<(), ExecError> {
+        let url = self.url(&format!("/tables/{table}/hold"));
+        let resp = self
+            .http
+            .post(&url)
+            .send()
+            .await
+            .map_err(|e| api_err(url.clone(), e))?;
+        if !resp.status().is_success() {
+            return Err(api_err(url, format!("HTTP {}", resp.status())));
+        }
+        Ok(())
+    }
+}
+
+/// The JSON body of a successful answer, or the sink's error with its status.
+async fn answer(url: String, resp: reqwest::Response) -> Result<Value, ExecError> {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let error = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("no error text");
+    Err(api_err(
+        url,
+        format!("HTTP {status}: {error}; is the sink of this pipeline running there?"),
+    ))
+}
+
+/// The runtime topics a sink status shows: `(topic, removed, waiting)` (pure).
+pub fn runtime_topics(status: &Value) -> Vec<(String, bool, bool)> {
+    status
+        .get("runtime_topics")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| {
+                    Some((
+                        t.get("topic")?.as_str()?.to_string(),
+                        t.get("removed").and_then(Value::as_bool).unwrap_or(false),
+                        t.get("waiting").and_then(Value::as_bool).unwrap_or(false),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The held tables of a sink status (pure).
 pub fn blocked_tables(status: &Value) -> Vec<String> {
     status

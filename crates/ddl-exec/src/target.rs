@@ -206,6 +206,49 @@ impl TargetDb {
         matches!(self, TargetDb::Postgres(_))
     }
 
+    /// The topics the pipeline's sink added or removed at runtime (`lockstep_sink::topics`),
+    /// read without creating their table (none yet: no change).
+    pub async fn runtime_topics(
+        &mut self,
+        pipeline: &str,
+    ) -> Result<Vec<lockstep_sink::topics::RuntimeTopic>, ExecError> {
+        use lockstep_sink::topics::{
+            RuntimeTopic, MY_TOPICS_EXISTS, MY_TOPICS_SELECT, PG_TOPICS_EXISTS, PG_TOPICS_SELECT,
+        };
+        let what = "reading the sink's runtime topics";
+        match self {
+            TargetDb::Postgres(c) => {
+                let exists: bool = c
+                    .query_one(PG_TOPICS_EXISTS, &[])
+                    .await
+                    .map_err(|e| sql_err(what, pg_error_text(&e)))?
+                    .get(0);
+                if !exists {
+                    return Ok(Vec::new());
+                }
+                let rows = c
+                    .query(PG_TOPICS_SELECT, &[&pipeline])
+                    .await
+                    .map_err(|e| sql_err(what, pg_error_text(&e)))?;
+                Ok(rows.iter().map(RuntimeTopic::from_pg_row).collect())
+            }
+            TargetDb::Mariadb(conn) => {
+                let exists: Option<i64> = conn
+                    .query_first(MY_TOPICS_EXISTS)
+                    .await
+                    .map_err(|e| sql_err(what, e.to_string()))?;
+                if exists.unwrap_or(0) == 0 {
+                    return Ok(Vec::new());
+                }
+                let rows: Vec<(String, Option<String>, bool)> = conn
+                    .exec(MY_TOPICS_SELECT, (pipeline,))
+                    .await
+                    .map_err(|e| sql_err(what, e.to_string()))?;
+                Ok(rows.into_iter().map(RuntimeTopic::from_my_row).collect())
+            }
+        }
+    }
+
     /// Whether a plan's `skip_if` check holds (the step already ran).
     pub async fn check(&mut self, check: &Check) -> Result<bool, ExecError> {
         let pg = self.is_postgres();

@@ -23,6 +23,7 @@
 mod facts;
 mod plan;
 mod render;
+pub mod schedule;
 mod step;
 
 use std::fmt;

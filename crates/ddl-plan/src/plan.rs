@@ -16,6 +16,8 @@ const INCLUDE_LIST: &str = "table.include.list";
 const MARK: &str = "ddl";
 /// Mark recorded once the table is quiesced (key changes).
 const QUIESCED: &str = "quiesced";
+/// Mark recorded once a reconfigured connector runs again (RENAME TABLE).
+const CAUGHT_UP: &str = "connector_caught_up";
 
 /// Plan every statement of a classified script. All or nothing: if any statement cannot
 /// be planned, every reason is returned and no plan.
@@ -589,6 +591,12 @@ pub fn plan_statement(
                     }),
                 );
             }
+            // The include-list change restarted the connector. Debezium reads a table's key
+            // columns by its name when it first decodes the table after a start, so a change
+            // made under the old name and decoded after the rename would lose its key: let
+            // the connector catch up with the source before the rename.
+            b.mark(CAUGHT_UP);
+            b.wait(CAUGHT_UP, &tables);
             b.source(s, Some(MARK), false);
             b.wait(MARK, &tables);
             b.targets(&work.after);

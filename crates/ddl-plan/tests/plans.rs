@@ -220,6 +220,8 @@ fn step_sequence_per_class() {
                 AUDIT,
                 "update_connector_config",
                 "add_sink_table",
+                MARK,
+                WAIT,
                 SOURCE,
                 WAIT,
                 TARGET,

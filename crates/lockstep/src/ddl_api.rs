@@ -2,9 +2,11 @@
 //! show, approve and cancel DDL operations over the same functions as `lockstep ddl`
 //! (`ddl_cmd`), the durable executor and the state store. An apply is validated (pipeline,
 //! classification, plan, executor support) before anything is recorded; a bad request gets a
-//! 4xx with `{error, hint}` and nothing is recorded or applied. Accepted operations run in a
-//! background task, one at a time; at service start the operations a crash left unfinished
-//! are resumed or compensated first, with one log line per operation saying which.
+//! 4xx with `{error, hint}` and nothing is recorded or applied. Accepted operations run in
+//! background tasks, in the order accepted, side by side when their plans claim different
+//! tables, change streams and publications (`crate::ddl_queue`); at service start the operations
+//! a crash left unfinished are resumed or compensated first, alone, with one log line per
+//! operation saying which.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::ddl_cmd::{self, ApplyView, OperationView};
+use crate::ddl_queue::DdlQueue;
+use lockstep_ddl_plan::schedule::Claims;
 
 /// The largest request body the DDL API reads (a larger one is answered 413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -45,8 +49,9 @@ pub struct DdlService {
     store: Option<Arc<Store>>,
     pipelines: Arc<BTreeMap<String, Offered>>,
     connect: Option<ConnectClient>,
-    /// Operations run one at a time, in the order they were accepted.
-    runner: Arc<tokio::sync::Mutex<()>>,
+    /// Operations start in the order accepted, side by side when their plans' claims
+    /// (tables, change stream, publication) allow (`lockstep_ddl_plan::schedule`).
+    queue: Arc<DdlQueue>,
     actor: String,
 }
 
@@ -59,6 +64,8 @@ impl DdlService {
         state_dir: &std::path::Path,
         connect: Option<ConnectClient>,
     ) -> anyhow::Result<Self> {
+        // A test hook's bad value is an error at start, never ignored.
+        lockstep_ddl_exec::failpoint::from_env()?;
         let mut pipelines = BTreeMap::new();
         for path in files {
             let pipeline = DdlPipeline::load(path)?;
@@ -89,7 +96,7 @@ impl DdlService {
             store,
             pipelines: Arc::new(pipelines),
             connect,
-            runner: Arc::new(tokio::sync::Mutex::new(())),
+            queue: Arc::new(DdlQueue::default()),
             actor: "lockstep-serve".into(),
         })
     }
@@ -119,8 +126,10 @@ impl DdlService {
             );
         }
         let svc = self.clone();
+        // Queued before the task starts: nothing accepted later overtakes the recovery.
+        let ticket = self.queue.enqueue(Claims::everything());
         Some(tokio::spawn(async move {
-            let _turn = svc.runner.lock().await;
+            ticket.ready().await;
             let mut view = ApplyView::default();
             let result =
                 ddl_cmd::resume_all(&store, &svc.actor, svc.connect.as_ref(), &mut view).await;
@@ -463,13 +472,18 @@ async fn prepare_runnable(
         }
         Ok(Ok(p)) => p,
     };
-    let unsupported: Vec<String> = unsupported_steps(
+    let mut unsupported: Vec<String> = unsupported_steps(
         &prepared.plans,
         exec::Capabilities::of(&offered.pipeline, svc.connect.is_some()),
     )
     .iter()
     .map(ToString::to_string)
     .collect();
+    if unsupported.is_empty() {
+        // A snapshot the connector would not read is refused before anything runs.
+        unsupported =
+            lockstep_ddl_exec::tables::signal_refusals(&prepared.plans, svc.connect.as_ref()).await;
+    }
     if strict && !unsupported.is_empty() {
         return Err(Box::new(refused(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -522,7 +536,7 @@ pub(crate) async fn plan(
         (status = 202, description = "Recorded: `operations` (id, state, url each); they run in the background unless `require_approval`, then they wait for POST .../{id}/approve"),
         (status = 400, body = DdlApiError, description = "The body is not an apply request"),
         (status = 404, body = DdlApiError, description = "Unknown pipeline"),
-        (status = 409, body = DdlApiError, description = "An earlier DDL operation is unfinished, or a guardrail refuses (connector not RUNNING, sink lag over the pipeline's limits, incremental snapshot running): every reason; nothing recorded"),
+        (status = 409, body = DdlApiError, description = "An unfinished DDL operation works on a table, change stream or publication this script needs, or a guardrail refuses (connector not RUNNING, sink lag over the pipeline's limits, incremental snapshot running): every reason; nothing recorded"),
         (status = 413, body = DdlApiError, description = "The body is larger than 64 KiB"),
         (status = 422, body = DdlApiError, description = "The script was refused, or its plan needs steps this service cannot run: every reason; nothing recorded"),
         (status = 502, body = DdlApiError, description = "The source database could not be read")
@@ -536,23 +550,31 @@ pub(crate) async fn apply(
         let req: ApplyRequest = parse_body(body)?;
         let offered = svc.offered(&req.pipeline)?;
         let store = svc.store()?.clone();
-        // A new plan must see the schema the earlier operations leave.
-        let unfinished = store.unfinished_operations().map_err(store_refusal)?;
-        if let Some(op) = unfinished.iter().find(|o| o.kind == exec::KIND) {
-            return Err(refusal(
-                StatusCode::CONFLICT,
-                format!(
-                    "DDL operation {} on {} is unfinished ({}); nothing new was recorded",
-                    op.id, op.subject, op.state
-                ),
-                format!(
-                    "wait for it (GET /api/v1/ddl/operations/{}) or cancel it, then send the script again",
-                    op.id
-                ),
-            ));
-        }
         let force = forced_guardrails(&req.force_guardrails)?;
         let (prepared, _) = prepare_runnable(offered, &req.sql, &svc, true).await?;
+        // A new plan must see the schema the earlier operations leave: refused while an
+        // unfinished one works on what it needs; accepted (and run side by side) otherwise.
+        let claims = Claims::of_plans(&offered.key, &prepared.plans);
+        let unfinished = store.unfinished_operations().map_err(store_refusal)?;
+        for op in unfinished.iter().filter(|o| o.kind == exec::KIND) {
+            let conflict = match stored_claims(&store, &[op.id]) {
+                Ok(theirs) => claims.conflict(&theirs).map(|r| r.to_string()),
+                Err(e) => Some(format!("its plan, which cannot be read ({e:#})")),
+            };
+            if let Some(resource) = conflict {
+                return Err(refusal(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "DDL operation {} on {} is unfinished ({}) and works on {resource}; nothing new was recorded",
+                        op.id, op.subject, op.state
+                    ),
+                    format!(
+                        "wait for it (GET /api/v1/ddl/operations/{}) or cancel it, then send the script again",
+                        op.id
+                    ),
+                ));
+            }
+        }
         let actor = actor_of(req.actor);
         guardrails(&svc, &store, &offered.pipeline, &offered.key, &force, &actor).await?;
         let ids = ddl_cmd::record_operations(
@@ -596,11 +618,34 @@ pub(crate) async fn apply(
     .await
 }
 
-/// Run accepted operations in the background, after whatever runs now.
+/// The claims of recorded operations (one script, run in order), from their stored plans.
+fn stored_claims(store: &Store, ids: &[OperationId]) -> anyhow::Result<Claims> {
+    let mut plans = Vec::new();
+    let mut pipeline = String::new();
+    for id in ids {
+        let op = store.get(*id)?;
+        let stored = exec::stored_plan(op.id, &op.plan)?;
+        pipeline = stored.pipeline;
+        plans.push(stored.plan);
+    }
+    Ok(Claims::of_plans(&pipeline, &plans))
+}
+
+/// Run accepted operations in the background: queued now, started once nothing running or
+/// accepted before them needs the same tables, change stream or publication.
 fn spawn_run(svc: &DdlService, store: Arc<Store>, ids: Vec<OperationId>, actor: String) {
+    let claims = match stored_claims(&store, &ids) {
+        Ok(claims) => claims,
+        // Unreadable plans cannot be scheduled beside others: run them alone.
+        Err(e) => {
+            tracing::warn!("reading the plans of DDL operations {ids:?}: {e:#}; they run alone");
+            Claims::everything()
+        }
+    };
+    let ticket = svc.queue.enqueue(claims);
     let svc = svc.clone();
     tokio::spawn(async move {
-        let _turn = svc.runner.lock().await;
+        ticket.ready().await;
         // Each operation runs against the pipeline file it was recorded with.
         let Some(first) = ids.first() else { return };
         let pipeline = match store
@@ -1090,6 +1135,100 @@ source:
                 "{audit:?}"
             );
             assert!(store.verify_chain().unwrap().intact, "audit chain");
+        })
+        .await;
+    }
+
+    /// Selective concurrency: while a structural change on one table is held up (the test
+    /// holds a lock on the source table, so its source DDL waits and retries), an index on
+    /// another table of the pipeline is accepted and finishes, and a change to the held table
+    /// is refused with the operation and table that block it. Once the lock goes, the first
+    /// operation finishes too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_on_different_tables_run_side_by_side_and_a_conflict_is_refused() {
+        on_own_tables("ddlconc", |stack, prefix, table| async move {
+            let other = format!("{table}_b");
+            let source = stack.pg_source().await.expect("source");
+            let target = stack.pg(&stack.pg_target_db).await.expect("target");
+            let make = format!("create table {other} (id bigint primary key, qty integer)");
+            source.batch_execute(&make).await.expect("source table b");
+            target.batch_execute(&make).await.expect("target table b");
+            let dir = tempfile::tempdir().expect("tmp");
+            let path = dir.path().join("p.yaml");
+            let yaml = pipeline_yaml(&stack, &prefix, &table).replace(
+                &format!("topics: [{prefix}.public.{table}]"),
+                &format!("topics: [{prefix}.public.{table}, {prefix}.public.{other}]"),
+            );
+            std::fs::write(&path, yaml).unwrap();
+            let state_dir = dir.path().join("state");
+            let svc = DdlService::new(&[path], &state_dir, None).expect("service");
+            let base = serve(svc).await;
+
+            // Hold the first table: its source DDL waits (lock_timeout) and retries meanwhile.
+            let mut holder = stack.pg_source().await.expect("lock session");
+            let lock = holder.transaction().await.expect("begin");
+            lock.batch_execute(&format!("lock table {table} in access exclusive mode"))
+                .await
+                .expect("lock");
+            let add = format!("ALTER TABLE {table} ADD COLUMN note text");
+            let (status, answer) = post(
+                &base,
+                "/api/v1/ddl/operations",
+                json!({"pipeline": prefix, "sql": add}).to_string(),
+            )
+            .await;
+            assert_eq!(status, 202, "{answer}");
+            let held = answer["operations"][0]["id"].as_i64().expect("id");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let (_, op) = get_json(&base, &format!("/api/v1/ddl/operations/{held}")).await;
+                if op["state"] == "running" {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "never running: {op}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+
+            // Another table: accepted and finished while the first still waits.
+            let index = format!("CREATE INDEX {other}_qty ON {other} (qty)");
+            let (status, answer) = post(
+                &base,
+                "/api/v1/ddl/operations",
+                json!({"pipeline": prefix, "sql": index}).to_string(),
+            )
+            .await;
+            assert_eq!(status, 202, "{answer}");
+            let beside = answer["operations"][0]["id"].as_i64().expect("id");
+            let op = wait_finished(&base, beside).await;
+            assert_eq!(op["state"], "succeeded", "{op}");
+            let (_, first) = get_json(&base, &format!("/api/v1/ddl/operations/{held}")).await;
+            assert_eq!(
+                first["state"], "running",
+                "the index finished while the held operation still ran: {first}"
+            );
+
+            // The held table: refused, naming what blocks it; nothing recorded.
+            let again = format!("CREATE INDEX {table}_amount ON {table} (amount)");
+            let (status, answer) = post(
+                &base,
+                "/api/v1/ddl/operations",
+                json!({"pipeline": prefix, "sql": again}).to_string(),
+            )
+            .await;
+            assert_eq!(status, 409, "{answer}");
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(&format!("operation {held}")) && error.contains(&table),
+                "{answer}"
+            );
+
+            lock.rollback().await.expect("release the lock");
+            let op = wait_finished(&base, held).await;
+            assert_eq!(op["state"], "succeeded", "{op}");
+            assert_eq!(columns(&source, &table).await, ["id", "amount", "note"]);
+            let drop = format!("drop table if exists {other}");
+            let _ = source.batch_execute(&drop).await;
+            let _ = target.batch_execute(&drop).await;
         })
         .await;
     }

@@ -181,6 +181,8 @@ pub enum DdlCommand {
 }
 
 pub async fn run(global: &GlobalArgs, args: DdlArgs) -> anyhow::Result<u8> {
+    // A test hook's bad value is an error at start, never ignored.
+    lockstep_ddl_exec::failpoint::from_env()?;
     match args.command {
         DdlCommand::Plan { pipeline, script } => plan(global.output, &pipeline, &script).await,
         DdlCommand::Apply {
@@ -436,16 +438,24 @@ async fn apply(
         Ok(p) => p,
         Err(refusals) => return refuse(format, &refusals),
     };
-    let unsupported = unsupported_steps(
+    let mut unsupported: Vec<String> = unsupported_steps(
         &prepared.plans,
         exec::Capabilities::of(&pipeline, connect.is_some()),
-    );
+    )
+    .iter()
+    .map(|e| e.to_string())
+    .collect();
+    if unsupported.is_empty() {
+        // A snapshot the connector would not read is refused before anything runs.
+        unsupported =
+            lockstep_ddl_exec::tables::signal_refusals(&prepared.plans, connect.as_ref()).await;
+    }
     if !unsupported.is_empty() {
         return refuse(
             format,
             &Refusals {
                 stage: "execute",
-                reasons: unsupported.iter().map(|e| e.to_string()).collect(),
+                reasons: unsupported,
             },
         );
     }

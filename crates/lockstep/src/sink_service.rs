@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use lockstep_sink::{Sink, SinkHandle, SinkMetrics, SinkPipeline, SinkState, SinkStatus};
 use prometheus_client::registry::Registry;
@@ -187,6 +187,130 @@ pub(crate) async fn table_control(
     (StatusCode::ACCEPTED, Json(handle.status())).into_response()
 }
 
+/// `PUT /api/v1/sinks/{name}/topics/{topic}`: the target table (default: the source table's
+/// name, as for the pipeline file's topics).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AddTopicRequest {
+    pub table: Option<String>,
+}
+
+/// How long a topic change may take to be recorded and applied before the answer is 504.
+const TOPIC_CHANGE_WAIT: Duration = Duration::from_secs(30);
+
+fn bad_request(error: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(SinkError { error })).into_response()
+}
+
+/// A Kafka topic name: 1-249 of `[a-zA-Z0-9._-]`.
+fn valid_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= 249
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Waits until the sink recorded (in the target) and applied a topic change.
+async fn topic_change_answer(handle: &SinkHandle, topic: &str, removed: bool) -> Response {
+    let started = std::time::Instant::now();
+    while started.elapsed() < TOPIC_CHANGE_WAIT {
+        if handle.topic_applied(topic, removed) {
+            return (StatusCode::OK, Json(handle.status())).into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = handle.status();
+    let error = format!(
+        "the change of topic {topic} is accepted but not applied after {} s: the sink is {:?}{}; it applies the change when it runs again (GET the sink's status to see it)",
+        TOPIC_CHANGE_WAIT.as_secs(),
+        status.state,
+        status
+            .last_error
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    (StatusCode::GATEWAY_TIMEOUT, Json(SinkError { error })).into_response()
+}
+
+/// Adds a topic to a running sink: recorded in the target next to the offsets (a restart keeps
+/// it), then read from the offset the target holds for it or from its first record (a topic
+/// the broker does not have yet is read once it appears). Idempotent.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sinks/{name}/topics/{topic}",
+    params(
+        ("name" = String, Path, description = "The pipeline name (the `name` of its pipeline file)"),
+        ("topic" = String, Path, description = "The Debezium topic to read")
+    ),
+    request_body = AddTopicRequest,
+    responses(
+        (status = 200, description = "Recorded and applied; the body is the sink's status"),
+        (status = 400, body = SinkError, description = "Not a topic or table name"),
+        (status = 404, body = SinkError, description = "No sink of that name runs here"),
+        (status = 504, body = SinkError, description = "Accepted, not applied yet (the sink is not running)")
+    )
+)]
+pub(crate) async fn add_topic(
+    State(set): State<SinkSet>,
+    Path((name, topic)): Path<(String, String)>,
+    Json(request): Json<AddTopicRequest>,
+) -> Response {
+    let Some(handle) = set.sinks.get(&name).cloned() else {
+        return not_found(&name);
+    };
+    if !valid_topic(&topic) {
+        return bad_request(format!(
+            "'{topic}' is not a Kafka topic name (1-249 letters, digits, '.', '_' or '-')"
+        ));
+    }
+    if let Some(table) = &request.table {
+        let ok = !table.is_empty()
+            && table.len() <= 63
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        if !ok {
+            return bad_request(format!(
+                "'{table}' is not a target table name (1-63 letters, digits, '_' or '$')"
+            ));
+        }
+    }
+    handle.add_topic(&topic, request.table.as_deref());
+    topic_change_answer(&handle, &topic, false).await
+}
+
+/// Removes a topic from a running sink (recorded in the target like an added one): its
+/// partitions are no longer read. Idempotent.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sinks/{name}/topics/{topic}",
+    params(
+        ("name" = String, Path, description = "The pipeline name (the `name` of its pipeline file)"),
+        ("topic" = String, Path, description = "The topic to stop reading")
+    ),
+    responses(
+        (status = 200, description = "Recorded and applied; the body is the sink's status"),
+        (status = 400, body = SinkError, description = "Not a topic name"),
+        (status = 404, body = SinkError, description = "No sink of that name runs here"),
+        (status = 504, body = SinkError, description = "Accepted, not applied yet (the sink is not running)")
+    )
+)]
+pub(crate) async fn remove_topic(
+    State(set): State<SinkSet>,
+    Path((name, topic)): Path<(String, String)>,
+) -> Response {
+    let Some(handle) = set.sinks.get(&name).cloned() else {
+        return not_found(&name);
+    };
+    if !valid_topic(&topic) {
+        return bad_request(format!(
+            "'{topic}' is not a Kafka topic name (1-249 letters, digits, '.', '_' or '-')"
+        ));
+    }
+    handle.remove_topic(&topic);
+    topic_change_answer(&handle, &topic, true).await
+}
+
 /// One partition position: everything below `offset` must be applied.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct DrainPosition {
@@ -327,6 +451,10 @@ pub fn routes(set: SinkSet) -> Router {
         .route("/api/v1/sinks", get(list))
         .route("/api/v1/sinks/{name}", get(show))
         .route("/api/v1/sinks/{name}/drain", post(drain))
+        .route(
+            "/api/v1/sinks/{name}/topics/{topic}",
+            put(add_topic).delete(remove_topic),
+        )
         .route("/api/v1/sinks/{name}/{verb}", post(control))
         .route(
             "/api/v1/sinks/{name}/tables/{table}/{verb}",

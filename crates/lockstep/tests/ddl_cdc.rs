@@ -5,8 +5,11 @@
 //! the mark, target). Rows using the new column replicate, `lockstep_verify` finds no
 //! difference, the connector never failed, and the store's audit chain verifies.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,12 +179,9 @@ async fn add_then_drop_column_while_rows_flow_replicate_and_verify() {
             async move {
                 let started = Instant::now();
                 let output = tokio::task::spawn_blocking(move || {
-                    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+                    support::lockstep_command(&dir_path)
                         .args(["ddl", "apply", "--pipeline", "p.yaml", "--sql", &sql])
                         .args(["--actor", "e2e", "--connect-url", &connect_url])
-                        .env("LOCKSTEP_STATE_DIR", dir_path.join("state"))
-                        .env_remove("LOCKSTEP_CONFIG")
-                        .current_dir(&dir_path)
                         .output()
                         .expect("running lockstep ddl apply")
                 })
@@ -373,12 +373,8 @@ async fn apply_killed_while_waiting_for_the_sink_is_resumed() {
         std::fs::write(d.join("p.yaml"), &yaml).unwrap();
         let (cmd_dir, connect_url) = (d.clone(), stack.connect_url.clone());
         let lockstep = move |args: &[&str]| {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_lockstep"));
-            c.args(args)
-                .args(["--connect-url", &connect_url])
-                .env("LOCKSTEP_STATE_DIR", cmd_dir.join("state"))
-                .env_remove("LOCKSTEP_CONFIG")
-                .current_dir(&cmd_dir);
+            let mut c = support::lockstep_command(&cmd_dir);
+            c.args(args).args(["--connect-url", &connect_url]);
             c
         };
         let drop = format!("ALTER TABLE {table} DROP COLUMN amount");
@@ -628,13 +624,10 @@ async fn rename_column_at_the_boundary_while_rows_flow() {
         let (dir_path, connect_url) = (d.clone(), stack.connect_url.clone());
         let started = Instant::now();
         let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            support::lockstep_command(&dir_path)
                 .env("LOCKSTEP_EXPERIMENTAL_BOUNDARY", "1")
                 .args(["ddl", "apply", "--pipeline", "p.yaml", "--sql", &rename])
                 .args(["--actor", "e2e", "--connect-url", &connect_url])
-                .env("LOCKSTEP_STATE_DIR", dir_path.join("state"))
-                .env_remove("LOCKSTEP_CONFIG")
-                .current_dir(&dir_path)
                 .output()
                 .expect("running lockstep ddl apply")
         })

@@ -1,8 +1,10 @@
 //! `lockstep ddl plan|apply|resume|status` through the built binary, against the stack's
 //! PostgreSQL (source and target databases), on tables of their own.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lockstep_ddl_exec::exec::new_operation;
 use lockstep_ddl_exec::{prepare, DdlPipeline};
@@ -10,26 +12,13 @@ use lockstep_e2e::{unique_name, with_cleanup, Stack};
 use lockstep_store::{OperationState, StepOutcome, Store};
 use serde_json::Value;
 
+use support::{column_names as columns, output_text as text};
+
 fn lockstep(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+    support::lockstep_command(dir)
         .args(args)
-        .env("LOCKSTEP_STATE_DIR", dir.join("state"))
-        .env_remove("LOCKSTEP_CONFIG")
-        .env_remove("LOCKSTEP_CONNECT_URL")
-        .env_remove("LOCKSTEP_CLUSTER")
-        .env_remove("LOCKSTEP_EXPERIMENTAL_BOUNDARY")
-        .current_dir(dir)
         .output()
         .expect("running the lockstep binary")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn pipeline_yaml(stack: &Stack, prefix: &str, table: &str, extra: &str) -> String {
@@ -53,20 +42,6 @@ source:
         source = stack.pg_source_db,
         target = stack.pg_target_db,
     )
-}
-
-async fn columns(client: &tokio_postgres::Client, table: &str) -> Vec<String> {
-    client
-        .query(
-            "select column_name::text from information_schema.columns
-             where table_schema = 'public' and table_name = $1 order by ordinal_position",
-            &[&table],
-        )
-        .await
-        .expect("columns")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 struct Fixture {

@@ -3,49 +3,25 @@
 //! audited); a sink lag over `max_lag_records` refuses it too, `--force-guardrail sink_lag`
 //! overrides that deliberately (audited); with the connector RUNNING again it applies.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use lockstep_connect::ExpectedState;
 use lockstep_e2e::{eventually, unique_name, with_cleanup, Stack};
 use lockstep_store::Store;
 
+use support::{column_names as columns, output_text as text};
+
 fn lockstep(dir: &Path, connect_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+    support::lockstep_command(dir)
         .arg("--connect-url")
         .arg(connect_url)
         .args(args)
-        .env("LOCKSTEP_STATE_DIR", dir.join("state"))
-        .env_remove("LOCKSTEP_CONFIG")
-        .env_remove("LOCKSTEP_CLUSTER")
-        .env_remove("LOCKSTEP_EXPERIMENTAL_BOUNDARY")
-        .current_dir(dir)
         .output()
         .expect("running the lockstep binary")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-async fn columns(client: &tokio_postgres::Client, table: &str) -> Vec<String> {
-    client
-        .query(
-            "select column_name::text from information_schema.columns
-             where table_schema = 'public' and table_name = $1 order by ordinal_position",
-            &[&table],
-        )
-        .await
-        .expect("columns")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 fn pipeline_yaml(stack: &Stack, name: &str, table: &str, extra: &str) -> String {

@@ -1,10 +1,12 @@
 //! What a running sink shows (status) and what it can be told (commands), shared between the
 //! sink's loop and the service's API.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
+
+use crate::topics::RuntimeTopic;
 
 /// The sink's own lifecycle state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -71,6 +73,19 @@ pub struct SinkStatus {
     pub last_error: Option<String>,
     /// Milliseconds since the epoch of the last committed batch.
     pub last_commit_ms: Option<i64>,
+    /// Topics added or removed at runtime (`crate::topics`), as recorded in the target.
+    pub runtime_topics: Vec<RuntimeTopicStatus>,
+}
+
+/// A runtime topic change the sink has recorded and applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeTopicStatus {
+    pub topic: String,
+    pub table: Option<String>,
+    pub removed: bool,
+    /// Added, but the broker does not have the topic yet (its connector has not written to
+    /// it): read from its first record once it appears.
+    pub waiting: bool,
 }
 
 /// What operators (and the DDL orchestrator) ask of a sink. The sink reconciles towards it
@@ -83,6 +98,8 @@ pub struct Desired {
     pub held: BTreeSet<String>,
     /// Re-check drift-blocked tables at the next batch instead of waiting for the interval.
     pub recheck_now: bool,
+    /// Topic changes asked for and not yet recorded in the target, by topic (the latest wins).
+    pub topic_changes: BTreeMap<String, RuntimeTopic>,
 }
 
 /// The outside's view of a sink: its status and its desired state. Cheap to clone.
@@ -151,6 +168,61 @@ impl SinkHandle {
     /// Hold a target table: its partitions stop after the current batch.
     pub fn hold(&self, table: &str) {
         self.update_desired(|d| d.held.insert(table.to_string()));
+    }
+
+    /// Read `topic` into the target table `table` (`None`: the source table's name) from now
+    /// on. The sink records it in the target (so a restart keeps it) between batches and
+    /// reads the topic from its first record, or from the offset the target holds for it.
+    pub fn add_topic(&self, topic: &str, table: Option<&str>) {
+        self.update_desired(|d| {
+            d.topic_changes.insert(
+                topic.to_string(),
+                RuntimeTopic {
+                    topic: topic.to_string(),
+                    table: table.map(str::to_string),
+                    removed: false,
+                },
+            )
+        });
+    }
+
+    /// Stop reading `topic` (recorded in the target like [`SinkHandle::add_topic`]).
+    pub fn remove_topic(&self, topic: &str) {
+        self.update_desired(|d| {
+            d.topic_changes.insert(
+                topic.to_string(),
+                RuntimeTopic {
+                    topic: topic.to_string(),
+                    table: None,
+                    removed: true,
+                },
+            )
+        });
+    }
+
+    /// Topic changes not recorded yet.
+    pub(crate) fn pending_topic_changes(&self) -> Vec<RuntimeTopic> {
+        self.update_desired(|d| d.topic_changes.values().cloned().collect())
+    }
+
+    /// A change was recorded and applied: forget it unless a newer one replaced it.
+    pub(crate) fn topic_change_done(&self, change: &RuntimeTopic) {
+        self.update_desired(|d| {
+            if d.topic_changes.get(&change.topic) == Some(change) {
+                d.topic_changes.remove(&change.topic);
+            }
+        });
+    }
+
+    /// Whether the sink has recorded and applied the topic change (`removed` or added).
+    pub fn topic_applied(&self, topic: &str, removed: bool) -> bool {
+        let pending = self.update_desired(|d| d.topic_changes.contains_key(topic));
+        !pending
+            && self
+                .status()
+                .runtime_topics
+                .iter()
+                .any(|t| t.topic == topic && t.removed == removed)
     }
 
     /// Lift a hold; a table blocked by drift is re-checked at once (and stays blocked while the

@@ -337,3 +337,65 @@ impl Worker {
         Next::Go
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(generation: u64, offset: i64) -> Delivery {
+        Ok(FetchedBatch {
+            generation,
+            polled: vec![Polled {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                bytes: 0,
+                key: None,
+                value: None,
+                headers: Vec::new(),
+            }],
+            decoded: vec![Ok(Record::Tombstone { key: None })],
+            bytes: 0,
+            decode: Duration::ZERO,
+        })
+    }
+
+    /// The rule the runner relies on instead of filtering held partitions itself: after an
+    /// assignment, nothing read under an earlier one (batch or error) reaches it.
+    #[tokio::test]
+    async fn batches_and_errors_of_an_older_assignment_are_dropped() {
+        let (tx, batches) = async_mpsc::channel(8);
+        let mut fetcher = Fetcher {
+            commands: None,
+            batches,
+            generation: 2,
+            thread: None,
+        };
+        tx.send(batch(1, 10)).await.expect("send");
+        tx.send(Err((1, ApplyError::Kafka("old".into()))))
+            .await
+            .expect("send");
+        tx.send(batch(2, 3)).await.expect("send");
+        let got = fetcher
+            .next(Duration::from_secs(1))
+            .await
+            .expect("no error of generation 1")
+            .expect("the generation-2 batch");
+        assert_eq!(got.generation, 2);
+        assert_eq!(got.polled[0].offset, 3);
+
+        tx.send(Err((2, ApplyError::Kafka("current".into()))))
+            .await
+            .expect("send");
+        assert!(fetcher.next(Duration::from_secs(1)).await.is_err());
+        tx.send(batch(1, 11)).await.expect("send");
+        assert!(
+            fetcher
+                .next(Duration::from_millis(50))
+                .await
+                .expect("no error")
+                .is_none(),
+            "a late batch of generation 1 is not delivered"
+        );
+    }
+}

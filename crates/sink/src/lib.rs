@@ -45,12 +45,14 @@ mod fetcher;
 pub mod mariadb;
 pub mod metrics;
 pub mod mysql_sql;
+pub mod pg_params;
 pub mod pg_sql;
 pub mod pipeline;
 pub mod postgres;
 pub mod runner;
 pub mod table;
 pub mod target;
+pub mod topics;
 
 pub use control::{
     BlockedTable, Desired, PartitionPosition, RecordRef, SinkHandle, SinkState, SinkStatus,

@@ -282,6 +282,43 @@ impl MariaDbTarget {
         self.tables.remove(name);
     }
 
+    /// The pipeline's runtime topics (`crate::topics`), creating their table when missing.
+    pub async fn load_topics(
+        &mut self,
+        pipeline: &str,
+    ) -> Result<Vec<crate::topics::RuntimeTopic>, ApplyError> {
+        use crate::topics::{RuntimeTopic, MY_TOPICS_DDL, MY_TOPICS_SELECT};
+        self.conn
+            .query_drop(MY_TOPICS_DDL)
+            .await
+            .map_err(db_error)?;
+        let rows: Vec<(String, Option<String>, bool)> = self
+            .conn
+            .exec(MY_TOPICS_SELECT, (pipeline,))
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(RuntimeTopic::from_my_row).collect())
+    }
+
+    /// Records a runtime topic change (an upsert: the latest change of a topic wins).
+    pub async fn save_topic(
+        &mut self,
+        pipeline: &str,
+        topic: &crate::topics::RuntimeTopic,
+    ) -> Result<(), ApplyError> {
+        self.conn
+            .query_drop(crate::topics::MY_TOPICS_DDL)
+            .await
+            .map_err(db_error)?;
+        self.conn
+            .exec_drop(
+                crate::topics::MY_TOPICS_UPSERT,
+                (pipeline, &topic.topic, &topic.table, topic.removed),
+            )
+            .await
+            .map_err(db_error)
+    }
+
     /// Applies the statements and moves the offsets in one transaction.
     ///
     /// `expected` holds, per partition, the next offset this process believes is committed

@@ -2,21 +2,24 @@
 //!
 //! Every statement is set-based: one `DELETE ... USING unnest(...)` for all deletes of a table and
 //! one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` per column set for the upserts.
-//! Values travel as `text[]` parameters in PostgreSQL's text input format and are cast to the
-//! target column's declared type inside the statement, so every type PostgreSQL can read from
-//! text (numeric, timestamptz, json, bytea, arrays, enums...) is written exactly, and a batch
-//! of N rows is one round trip whatever N.
+//! Each column travels as one array parameter ([`crate::pg_params`]): in the binary form of the
+//! target column's type where the values allow it, else as `text[]` cast to the column's declared
+//! type inside the statement, so every type PostgreSQL can read from text (numeric, json, enums,
+//! arrays...) is written exactly, and a batch of N rows is one round trip whatever N.
 
-use lockstep_debezium::{CoalescedBatch, Column, ColumnType, ConnectType, Logical, Row, TableOp};
+use lockstep_debezium::{
+    CoalescedBatch, Column, ColumnType, ConnectType, Logical, Row, TableOp, Value,
+};
 
+use crate::pg_params::{column_array, PgArray};
 use crate::table::{missing_columns, TargetTable};
 use crate::ApplyError;
 
-/// One statement with its `text[]` parameters (one array per column).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One statement with its array parameters (one array per column).
+#[derive(Debug, Clone, PartialEq)]
 pub struct PgStatement {
     pub sql: String,
-    pub params: Vec<Vec<Option<String>>>,
+    pub params: Vec<PgArray>,
     /// Rows the statement carries (for metrics).
     pub rows: usize,
 }
@@ -33,15 +36,17 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn render(row: &Row, column: &str, table: &TargetTable) -> Result<Option<String>, ApplyError> {
-    let value = row.value(column).ok_or_else(|| ApplyError::KeyMismatch {
-        table: table.display_name(),
-        detail: format!("a change event lacks column '{column}'"),
-    })?;
-    value.to_pg_text().map_err(|e| ApplyError::Unwritable {
-        table: table.display_name(),
-        column: column.to_string(),
-        reason: e.to_string(),
+/// One column's values as its array parameter, or the error naming the column.
+fn column_param<'a, I>(table: &TargetTable, column: &str, values: I) -> Result<PgArray, ApplyError>
+where
+    I: Iterator<Item = &'a Value> + Clone,
+{
+    column_array(values, table.column_type(column).unwrap_or("text")).map_err(|e| {
+        ApplyError::Unwritable {
+            table: table.display_name(),
+            column: column.to_string(),
+            reason: e.to_string(),
+        }
     })
 }
 
@@ -106,15 +111,26 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
         })
         .collect();
     if !deletes.is_empty() {
-        let mut params = vec![Vec::with_capacity(deletes.len()); key_types.len()];
+        let mut key_values: Vec<Vec<&Value>> =
+            vec![Vec::with_capacity(deletes.len()); key_types.len()];
         for key in &deletes {
             check_key(table, key)?;
             for (i, (name, _)) in key_types.iter().enumerate() {
-                params[i].push(render(key, name, table)?);
+                key_values[i].push(key.value(name).ok_or_else(|| ApplyError::KeyMismatch {
+                    table: table.display_name(),
+                    detail: format!("a change event lacks key column '{name}'"),
+                })?);
             }
         }
-        let unnest_args = (1..=key_types.len())
-            .map(|i| format!("${i}::text[]"))
+        let params = key_types
+            .iter()
+            .zip(&key_values)
+            .map(|((name, _), values)| column_param(table, name, values.iter().copied()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unnest_args = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.placeholder(i + 1))
             .collect::<Vec<_>>()
             .join(", ");
         let aliases = (0..key_types.len())
@@ -123,8 +139,15 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
             .join(", ");
         let predicate = key_types
             .iter()
+            .zip(&params)
             .enumerate()
-            .map(|(i, (name, ty))| format!("t.{} = u.k{i}::{ty}", quote_ident(name)))
+            .map(|(i, ((name, ty), p))| {
+                format!(
+                    "t.{} = {}",
+                    quote_ident(name),
+                    p.read_as(&format!("u.k{i}"), ty)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ");
         statements.push(PgStatement {
@@ -166,31 +189,28 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
     }
     for (group, rows) in groups {
         let columns: Vec<&str> = group.iter().map(|c| &*c.name).collect();
-        let mut params = vec![Vec::with_capacity(rows.len()); columns.len()];
-        for row in &rows {
-            // Every row of the group has exactly these columns in this order.
-            for (i, column) in row.columns.iter().enumerate() {
-                params[i].push(
-                    column
-                        .value
-                        .to_pg_text()
-                        .map_err(|e| ApplyError::Unwritable {
-                            table: table.display_name(),
-                            column: column.name.to_string(),
-                            reason: e.to_string(),
-                        })?,
-                );
-            }
-        }
+        // Every row of the group has exactly these columns in this order (same_columns).
+        let params = columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                column_param(table, name, rows.iter().map(move |r| &r.columns[i].value))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let casts = columns
             .iter()
+            .zip(&params)
             .enumerate()
-            .map(|(i, c)| format!("u.c{i}::{}", table.column_type(c).unwrap_or("text")))
+            .map(|(i, (c, p))| {
+                p.read_as(&format!("u.c{i}"), table.column_type(c).unwrap_or("text"))
+            })
             .collect::<Vec<_>>()
             .join(", ");
-        let unnest_args = (1..=columns.len())
-            .map(|i| format!("${i}::text[]"))
+        let unnest_args = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.placeholder(i + 1))
             .collect::<Vec<_>>()
             .join(", ");
         let aliases = (0..columns.len())
@@ -369,17 +389,17 @@ mod tests {
         assert_eq!(statements[0].sql, r#"TRUNCATE "public"."orders""#);
         assert_eq!(
             statements[1].sql,
-            r#"DELETE FROM "public"."orders" AS t USING unnest($1::text[]) AS u(k0) WHERE t."id" = u.k0::bigint"#
+            r#"DELETE FROM "public"."orders" AS t USING unnest($1::int8[]) AS u(k0) WHERE t."id" = u.k0"#
         );
-        assert_eq!(statements[1].params, vec![vec![Some("7".to_string())]]);
+        assert_eq!(statements[1].params, vec![PgArray::Int8(vec![Some(7)])]);
         assert_eq!(
             statements[2].sql,
-            r#"INSERT INTO "public"."orders" ("id", "note", "amount") SELECT u.c0::bigint, u.c1::text, u.c2::numeric(12,2) FROM unnest($1::text[], $2::text[], $3::text[]) AS u(c0, c1, c2) ON CONFLICT ("id") DO UPDATE SET "note" = EXCLUDED."note", "amount" = EXCLUDED."amount""#
+            r#"INSERT INTO "public"."orders" ("id", "note", "amount") SELECT u.c0, u.c1, u.c2::numeric(12,2) FROM unnest($1::int8[], $2::text[], $3::text[]) AS u(c0, c1, c2) ON CONFLICT ("id") DO UPDATE SET "note" = EXCLUDED."note", "amount" = EXCLUDED."amount""#
         );
         assert_eq!(statements[2].rows, 2);
         assert_eq!(
             statements[2].params[1],
-            vec![Some("a".to_string()), None],
+            PgArray::Text(vec![Some("a".to_string()), None]),
             "NULL travels as a NULL array element"
         );
     }

@@ -146,6 +146,44 @@ impl PgTarget {
         self.tables.remove(name);
     }
 
+    /// The pipeline's runtime topics (`crate::topics`), creating their table when missing.
+    pub async fn load_topics(
+        &self,
+        pipeline: &str,
+    ) -> Result<Vec<crate::topics::RuntimeTopic>, ApplyError> {
+        use crate::topics::{RuntimeTopic, PG_TOPICS_DDL, PG_TOPICS_SELECT};
+        self.client
+            .batch_execute(PG_TOPICS_DDL)
+            .await
+            .map_err(db_error)?;
+        let rows = self
+            .client
+            .query(PG_TOPICS_SELECT, &[&pipeline])
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(RuntimeTopic::from_pg_row).collect())
+    }
+
+    /// Records a runtime topic change (an upsert: the latest change of a topic wins).
+    pub async fn save_topic(
+        &self,
+        pipeline: &str,
+        topic: &crate::topics::RuntimeTopic,
+    ) -> Result<(), ApplyError> {
+        self.client
+            .batch_execute(crate::topics::PG_TOPICS_DDL)
+            .await
+            .map_err(db_error)?;
+        self.client
+            .execute(
+                crate::topics::PG_TOPICS_UPSERT,
+                &[&pipeline, &topic.topic, &topic.table, &topic.removed],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Applies the statements and moves the offsets in one transaction.
     ///
     /// `expected` holds, per partition, the next offset this process believes is committed (None:

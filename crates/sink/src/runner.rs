@@ -16,6 +16,8 @@ use crate::pipeline::{DriftPolicy, SinkPipeline, Tolerance};
 use crate::target::{Statement, Target};
 use crate::{ApplyError, PartitionKey, SinkMetrics};
 
+mod topics;
+
 /// How often a table blocked by drift is re-checked against the target's catalog.
 const RECHECK_BLOCKED: Duration = Duration::from_secs(2);
 
@@ -121,7 +123,7 @@ pub struct Sink {
     fetcher: Fetcher,
     /// The last batch failed: the fetcher read past what the target committed.
     reseek: bool,
-    /// Source time of the newest heartbeat seen since the last commit.
+    /// Source time of the newest heartbeat of a committed batch, not yet shown by the freshness gauge.
     heartbeat_ms: Option<i64>,
     dlq: Option<DeadLetterQueue>,
     metrics: SinkMetrics,
@@ -135,6 +137,8 @@ pub struct Sink {
     dead_letters: u64,
     last_recheck: Instant,
     handle: SinkHandle,
+    /// Topics added or removed at runtime (`crate::topics`).
+    topics: topics::Topics,
 }
 
 impl Sink {
@@ -147,7 +151,7 @@ impl Sink {
     /// Starts with shared metrics and a handle that may outlive this sink (a supervisor
     /// restarting it keeps the holds and the status).
     pub async fn start_with(
-        pipeline: SinkPipeline,
+        mut pipeline: SinkPipeline,
         metrics: SinkMetrics,
         handle: SinkHandle,
     ) -> Result<Self, ApplyError> {
@@ -178,19 +182,11 @@ impl Sink {
             .create()
             .map_err(|e| ApplyError::Kafka(format!("creating the consumer: {e}")))?;
 
-        let mut committed = BTreeMap::new();
-        let mut index = 0usize;
-        for topic in &pipeline.kafka.topics {
-            let partitions = partition_count(&consumer, topic).await?;
-            for partition in 0..partitions {
-                if pipeline.assignment.owns(index) {
-                    let key = (topic.clone(), partition);
-                    committed.insert(key.clone(), stored.get(&key).copied());
-                }
-                index += 1;
-            }
-        }
-        if committed.is_empty() {
+        // The file's topics with the runtime ones (added / removed by `lockstep ddl`) applied.
+        let runtime = target.load_topics(&pipeline.name).await?;
+        let (committed, topics, index) =
+            topics::initial_partitions(&mut pipeline, runtime, &consumer, &config, &stored).await?;
+        if committed.is_empty() && topics.waiting() == 0 {
             return Err(ApplyError::Config(format!(
                 "assignment instance {} of {} owns none of the pipeline's {index} partitions; run fewer instances",
                 pipeline.assignment.instance, pipeline.assignment.instances
@@ -226,8 +222,10 @@ impl Sink {
             dead_letters: 0,
             last_recheck: Instant::now(),
             handle,
+            topics,
         };
         sink.export_slo();
+        sink.publish_topics();
         sink.take_commands();
         sink.reassign()?;
         sink.publish(SinkState::Running, None);
@@ -480,7 +478,8 @@ impl Sink {
     /// `batch.linger_ms` after the first) and applies it. `Ok(None)` when no record arrived
     /// within `wait`.
     pub async fn run_batch(&mut self, wait: Duration) -> Result<Option<BatchStats>, ApplyError> {
-        let mut reassign = self.take_commands() || self.reseek;
+        let mut reassign = self.reconcile_topics().await?;
+        reassign |= self.take_commands() || self.reseek;
         reassign |= self.recheck_blocked().await?;
         if reassign {
             self.reassign()?;
@@ -502,21 +501,11 @@ impl Sink {
         };
         let polled_in = polling.elapsed();
         let (bytes, decode) = (batch.bytes, batch.decode);
-        let (mut polled, mut decoded) = (batch.polled, batch.decoded);
-        // A held partition is re-read from its committed offset when it is released; a record
-        // of it that still arrives (read before the assignment changed) must not move it.
+        let (polled, decoded) = (batch.polled, batch.decoded);
+        // No record of a held partition arrives here: every hold or release re-assigns the
+        // fetcher (a new generation) before the next batch, and the fetcher drops batches read
+        // under an older one. A held partition resumes from its committed offset when released.
         let held = self.held_partitions();
-        if !held.is_empty() {
-            let (kept, dropped): (Vec<_>, Vec<_>) = polled
-                .into_iter()
-                .zip(decoded)
-                .partition(|(p, _)| !held.contains(&p.partition_key()));
-            drop(dropped);
-            (polled, decoded) = kept.into_iter().unzip();
-            if polled.is_empty() {
-                return Ok(Some(BatchStats::default()));
-            }
-        }
         let count = polled.len();
         let applying = Instant::now();
         let mut result = self.apply(polled, decoded).await;
@@ -617,6 +606,8 @@ impl Sink {
         let started = Instant::now();
         let mut letters = Vec::new();
         let mut records = Vec::new();
+        // Counted for freshness only once this batch commits.
+        let mut heartbeat_ms: Option<i64> = None;
         for (index, (p, decoded)) in polled.iter().zip(decoded).enumerate() {
             let record = match decoded {
                 Ok(record) => record,
@@ -638,7 +629,7 @@ impl Sink {
                 }
                 // Heartbeats carry no rows, but they say how fresh the pipeline is.
                 Record::Heartbeat { ts_ms: Some(ts) } => {
-                    self.heartbeat_ms = self.heartbeat_ms.max(Some(*ts));
+                    heartbeat_ms = heartbeat_ms.max(Some(*ts));
                     continue;
                 }
                 // Tombstones only let Kafka compact a deleted key away: the delete event before
@@ -740,12 +731,18 @@ impl Sink {
             {
                 tracing::warn!(pipeline = %self.pipeline.name, error = %e, "the target rejected a row; applying the batch one record at a time to find it");
                 let included: Vec<&Polled> = polled.iter().filter(|p| !cut(p)).collect();
-                return self
+                let result = self
                     .apply_one_by_one(&included, &records, &letters, started)
                     .await;
+                if result.is_ok() {
+                    // Shown at the next commit.
+                    self.heartbeat_ms = self.heartbeat_ms.max(heartbeat_ms);
+                }
+                return result;
             }
             Err(e) => return Err(e),
         }
+        self.heartbeat_ms = self.heartbeat_ms.max(heartbeat_ms);
         let applied: Vec<&TableRecord> =
             records.iter().filter(|r| !cut(&polled[r.index])).collect();
         self.after_commit(

@@ -17,7 +17,7 @@ use crate::table::TargetTable;
 use crate::{ApplyError, PartitionKey};
 
 /// One planned statement, in the dialect of the target it was planned for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     Postgres(PgStatement),
     MariaDb(MyStatement),
@@ -47,6 +47,29 @@ impl Target {
         match self {
             Target::Postgres(t) => t.load_offsets(pipeline).await,
             Target::MariaDb(t) => t.load_offsets(pipeline).await,
+        }
+    }
+
+    /// Topics added to or removed from this pipeline at runtime (`crate::topics`).
+    pub async fn load_topics(
+        &mut self,
+        pipeline: &str,
+    ) -> Result<Vec<crate::topics::RuntimeTopic>, ApplyError> {
+        match self {
+            Target::Postgres(t) => t.load_topics(pipeline).await,
+            Target::MariaDb(t) => t.load_topics(pipeline).await,
+        }
+    }
+
+    /// Records a runtime topic change; it outlives the process.
+    pub async fn save_topic(
+        &mut self,
+        pipeline: &str,
+        topic: &crate::topics::RuntimeTopic,
+    ) -> Result<(), ApplyError> {
+        match self {
+            Target::Postgres(t) => t.save_topic(pipeline, topic).await,
+            Target::MariaDb(t) => t.save_topic(pipeline, topic).await,
         }
     }
 

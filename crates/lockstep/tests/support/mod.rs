@@ -1,8 +1,13 @@
-//! What the real-stack tests of the auto-tuner (`tune.rs`) and of the lag SLO (`lag_slo.rs`)
-//! share (`mod support;` in each; not a test binary of its own): the connector a test starts,
-//! deleted by its cleanup whatever happened; `lockstep sink run --listen` as a child process; a
-//! steady writer into the source table; the wait for the first changes in the target; and the
-//! cleanup of the tables and sink offsets a test created.
+//! What the real-stack tests share (`mod support;` in each; not a test binary of its own): the
+//! connector a test starts, deleted by its cleanup whatever happened; `lockstep sink run
+//! --listen` as a child process; a steady writer into the source table; the wait for the first
+//! changes in the target; the cleanup of the tables and sink offsets a test created; `lockstep
+//! verify` of a table; and, for the DDL tests, the `lockstep` command with none of the caller's
+//! settings, its output for assertion messages, a table's columns and the wait until source and
+//! target rows are equal.
+
+// Each test binary that includes this module (`mod support;`) uses a part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -52,6 +57,26 @@ pub fn start_sink(
     extra: &str,
     stderr: Stdio,
 ) -> anyhow::Result<(KillOnDrop, String)> {
+    start_sink_on(stack, name, pipeline, extra, stderr, free_port()?)
+}
+
+/// A free TCP port of 127.0.0.1 (free when this returns).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// [`start_sink`] listening on `port`, for a pipeline file whose `extra` lines name the
+/// sink's own API (`source.sink_api`).
+pub fn start_sink_on(
+    stack: &Stack,
+    name: &str,
+    pipeline: &Path,
+    extra: &str,
+    stderr: Stdio,
+    port: u16,
+) -> anyhow::Result<(KillOnDrop, String)> {
     std::fs::write(
         pipeline,
         format!(
@@ -59,9 +84,6 @@ pub fn start_sink(
             stack.kafka_bootstrap, stack.pg_host, stack.pg_port, stack.pg_user, stack.pg_target_db
         ),
     )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
         .args(["sink", "run", "--pipeline"])
         .arg(pipeline)
@@ -131,5 +153,100 @@ pub async fn drop_tables_and_offsets(stack: &Stack, name: &str) {
                 &[&name],
             )
             .await;
+    }
+}
+
+/// `lockstep verify` of one table of the stack's PostgreSQL, source against target, as JSON.
+#[allow(dead_code)] // the DDL tests use it, the tuner's and the lag SLO's do not
+pub async fn lockstep_verify(stack: &Stack, table: &str) -> std::process::Output {
+    let url = |db: &str| {
+        format!(
+            "postgres://{}@{}:{}/{db}",
+            stack.pg_user, stack.pg_host, stack.pg_port
+        )
+    };
+    let (source, target, table) = (
+        url(&stack.pg_source_db),
+        url(&stack.pg_target_db),
+        table.to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["verify", "--source", &source, "--target", &target])
+            .args(["--table", &format!("public.{table}"), "-o", "json"])
+            .env_remove("LOCKSTEP_CONFIG")
+            .env("LOCKSTEP_SOURCE_PASSWORD", "postgres")
+            .env("LOCKSTEP_TARGET_PASSWORD", "postgres")
+            .output()
+            .expect("running lockstep verify")
+    })
+    .await
+    .expect("lockstep verify task")
+}
+
+/// The lockstep binary for a DDL test: the state store under `dir/state`, run in `dir`, none of
+/// the caller's lockstep settings (config file, cluster, Connect URL, experimental flags,
+/// failpoint) leaking in. Callers add the arguments and the settings they mean.
+pub fn lockstep_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
+    command
+        .env("LOCKSTEP_STATE_DIR", dir.join("state"))
+        .env_remove("LOCKSTEP_CONFIG")
+        .env_remove("LOCKSTEP_CLUSTER")
+        .env_remove("LOCKSTEP_CONNECT_URL")
+        .env_remove("LOCKSTEP_EXPERIMENTAL_BOUNDARY")
+        .env_remove("LOCKSTEP_FAILPOINT")
+        .current_dir(dir);
+    command
+}
+
+/// A finished command's exit code and output, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The column names of a `public` table, in order.
+pub async fn column_names(db: &tokio_postgres::Client, table: &str) -> Vec<String> {
+    db.query(
+        "select column_name::text from information_schema.columns
+         where table_schema = 'public' and table_name = $1 order by ordinal_position",
+        &[&table],
+    )
+    .await
+    .expect("columns")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Waits until the table's rows are the same on the source and the target; their count.
+/// Panics after `timeout` with both sides and the sink's log.
+pub async fn converged(
+    source: &tokio_postgres::Client,
+    target: &tokio_postgres::Client,
+    table: &str,
+    timeout: Duration,
+    sink_log: &Path,
+) -> i64 {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (s, t) = (
+            lockstep_e2e::table_text(source, table).await,
+            lockstep_e2e::table_text(target, table).await,
+        );
+        if s == t {
+            return s.0;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{table} did not converge: source {s:?} target {t:?}\nsink log:\n{}",
+            std::fs::read_to_string(sink_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
