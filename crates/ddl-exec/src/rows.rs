@@ -11,6 +11,11 @@ use crate::error::ExecError;
 
 const ATTEMPTS: u32 = 3;
 const PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Rows in flight through a live pipeline converge within its lag (a second or two under the
+/// soak's writes, more while a connector restarts): a differing row is re-read for up to ten
+/// seconds before it counts.
+const ROW_RETRIES: u32 = 20;
+const ROW_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 use crate::pipeline::DdlPipeline;
 
 fn secret(
@@ -64,7 +69,11 @@ pub async fn verify_rows(
                 target.clone(),
                 TableRef::new(Some(&target_table.schema), target_table.name.clone()),
             ),
-            &VerifyOptions::default(),
+            &VerifyOptions {
+                max_retries: ROW_RETRIES,
+                retry_delay: ROW_RETRY_DELAY,
+                ..VerifyOptions::default()
+            },
         )
         .await
         .map_err(|e| ExecError::RowsDiffer {

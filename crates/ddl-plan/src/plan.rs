@@ -177,11 +177,16 @@ impl<'a> Builder<'a> {
     fn at_boundary(&mut self, s: &Statement, tables: &[QualifiedName], target: &[TargetOp]) {
         self.pause();
         self.source(s, Some(MARK), false);
+        let drift = s
+            .changes
+            .iter()
+            .all(|c| matches!(c.change, Change::RenameColumn { .. }));
         for t in tables {
             self.push(
                 StepKind::HoldSinkTable {
                     table: t.clone(),
                     at_mark: Some(MARK.into()),
+                    drift,
                 },
                 None,
             );

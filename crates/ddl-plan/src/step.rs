@@ -125,6 +125,13 @@ pub enum StepKind {
         table: QualifiedName,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_mark: Option<String>,
+        /// The change makes the table's next events carry a column the target lacks (RENAME
+        /// COLUMN), so the `block` policy stops the table exactly there. Without it (a type
+        /// conversion, a TRUNCATE the connector skips) nothing in the events marks the
+        /// position, and the sink would apply past it: an executor must not run such a hold
+        /// until the sink can hold a table at a source position.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        drift: bool,
     },
     ReleaseSinkTable {
         table: QualifiedName,

@@ -321,8 +321,15 @@ fn compensation_and_point_of_no_return() {
         StepKind::SourceDdl { mark: Some(m), transactional: true, .. } if m == "ddl"
     ));
     assert!(
-        matches!(&p.steps[3].kind, StepKind::HoldSinkTable { at_mark: Some(m), .. } if m == "ddl")
+        matches!(&p.steps[3].kind, StepKind::HoldSinkTable { at_mark: Some(m), drift: true, .. } if m == "ddl"),
+        "a rename's next events lack the target's column: the block policy holds the table there"
     );
+    // A TRUNCATE the connector skips leaves nothing in the events to hold the table at.
+    let truncate = plan("TRUNCATE orders");
+    assert!(truncate
+        .steps
+        .iter()
+        .any(|s| matches!(&s.kind, StepKind::HoldSinkTable { drift: false, .. })));
     // The rename on the target runs once: guarded by the new column's existence.
     let rename = p
         .steps

@@ -506,7 +506,6 @@ async fn apply_killed_while_waiting_for_the_sink_is_resumed() {
 /// sink's `block` policy stops the table at the first renamed change; once everything before
 /// it is applied the target is renamed and the table released. Nothing is lost or left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "boundary plans are experimental (LOCKSTEP_EXPERIMENTAL_BOUNDARY, which this test sets); the lost deletes it found were a sink bug, fixed and covered by crates/sink/tests/sink_block_release.rs; run with --ignored"]
 async fn rename_column_at_the_boundary_while_rows_flow() {
     let stack = Stack::get();
     let name = unique_name("ddlren").replace('_', "-");
@@ -625,7 +624,6 @@ async fn rename_column_at_the_boundary_while_rows_flow() {
         let started = Instant::now();
         let output = tokio::task::spawn_blocking(move || {
             support::lockstep_command(&dir_path)
-                .env("LOCKSTEP_EXPERIMENTAL_BOUNDARY", "1")
                 .args(["ddl", "apply", "--pipeline", "p.yaml", "--sql", &rename])
                 .args(["--actor", "e2e", "--connect-url", &connect_url])
                 .output()

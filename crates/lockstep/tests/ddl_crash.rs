@@ -18,7 +18,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,13 +35,6 @@ const ROWS: i64 = 300;
 const COLUMNS: [&str; 2] = ["amount", "total"];
 /// Longest wait for one operation to end after the restart.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// The lockstep binary with the test's environment: no lockstep.yaml, boundary plans on.
-fn lockstep(dir: &Path) -> Command {
-    let mut c = support::lockstep_command(dir);
-    c.env("LOCKSTEP_EXPERIMENTAL_BOUNDARY", "1");
-    c
-}
 
 /// The `source:` section (and block policy) appended to the sink's pipeline file.
 fn ddl_section(stack: &Stack, name: &str, sink_port: u16) -> String {
@@ -67,7 +60,7 @@ source:
 
 /// The distinct step kinds of the rename's plan, in plan order (`lockstep ddl plan`).
 fn plan_step_kinds(dir: &Path, pipeline: &Path, sql: &str) -> Vec<String> {
-    let out = lockstep(dir)
+    let out = support::lockstep_command(dir)
         .args(["ddl", "plan", "--pipeline"])
         .arg(pipeline)
         .args(["--sql", sql, "-o", "json"])
@@ -107,7 +100,7 @@ async fn start_serve(
     failpoint: Option<&str>,
 ) -> KillOnDrop {
     let file = std::fs::File::create(log).expect("serve log");
-    let mut cmd = lockstep(dir);
+    let mut cmd = support::lockstep_command(dir);
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--ddl-pipeline")
         .arg(pipeline)

@@ -1,9 +1,10 @@
 //! Issue 4's soak: a writer keeps >= 200 transactions/s of inserts, updates and deletes on three
 //! tables flowing through a Debezium PostgreSQL connector and `lockstep sink run` (block policy)
-//! while `lockstep ddl apply` runs every class of change the executor runs today (DROP TABLE
-//! included: connector include list, publication and the sink's topics), a
+//! while `lockstep ddl apply` runs every class of change the executor runs today (CREATE and
+//! DROP TABLE included: connector include list, publication, the sink's topics; and a volatile
+//! default, re-snapshotted through Debezium's signal table), a
 //! rapid DDL / DML / DDL run on one table (the case AWS DMS documents as a source of data loss)
-//! and, with LOCKSTEP_EXPERIMENTAL_BOUNDARY=1, RENAME COLUMN at the boundary. Classes refused today
+//! and RENAME COLUMN at the boundary. Classes refused today
 //! are refused cleanly (non-zero exit, a reason, the source schema unchanged). At the end every
 //! table converges, `lockstep verify` finds no difference (the `counter` column every update
 //! increments included: nothing lost, nothing applied twice) and the connector never FAILED.
@@ -57,7 +58,7 @@ impl Tables {
     fn all(&self) -> [&str; 3] {
         [&self.a, &self.b, &self.c]
     }
-    /// What the refused CREATE TABLE would have created.
+    /// Created by the sequence.
     fn fresh(&self) -> String {
         format!("{}_new", self.base)
     }
@@ -85,8 +86,20 @@ async fn tables_and_connector(stack: &Stack, name: &str, t: &Tables) -> PgConnec
             .await
             .expect("target table");
     }
+    // Debezium's signal table, for the incremental snapshots the plans send.
+    source
+        .batch_execute(&format!(
+            "create table {}_sig (id varchar(64) primary key, type varchar(32) not null, data varchar(2048))",
+            t.base
+        ))
+        .await
+        .expect("signal table");
     stack
-        .start_pg_connector(name, &t.replicated(), &[])
+        .start_pg_connector(
+            name,
+            &t.replicated(),
+            &[("signal.data.collection", &format!("public.{}_sig", t.base))],
+        )
         .await
         .expect("connector")
 }
@@ -113,6 +126,7 @@ source:
   connectors: [{name}]
   topic_prefix: {name}
   publication: {base}_pub
+  signal_table: public.{base}_sig
   sink_api: http://127.0.0.1:{port}
 ",
         topics = topics.join(", "),
@@ -352,14 +366,13 @@ impl Writer {
 /// A guardrail that could not read the Connect cluster in time (the shared worker busy with
 /// another test's rebalance) refuses the DDL cleanly; that refusal is retried, as its message
 /// says, at most 3 times.
-async fn ddl_apply(rig: &Rig, connect_url: &str, sql: &str, boundary: bool) -> Output {
+async fn ddl_apply(rig: &Rig, connect_url: &str, sql: &str) -> Output {
     let mut attempt = 1;
     loop {
         let out = lockstep_ddl(
             rig,
             connect_url,
             &["apply", "--pipeline", "p.yaml", "--sql", sql],
-            boundary,
         )
         .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -376,25 +389,18 @@ async fn ddl_apply(rig: &Rig, connect_url: &str, sql: &str, boundary: bool) -> O
 }
 
 /// `lockstep ddl ARGS` against the pipeline of `rig`, watched like [`ddl_apply`].
-async fn lockstep_ddl(rig: &Rig, connect_url: &str, args: &[&str], boundary: bool) -> Output {
+async fn lockstep_ddl(rig: &Rig, connect_url: &str, args: &[&str]) -> Output {
     let (dir, connect_url) = (rig.dir.clone(), connect_url.to_string());
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let sql = args.join(" ");
     let sink = rig.sink.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockstep"));
+        let mut cmd = support::lockstep_command(&dir);
         cmd.arg("ddl")
             .args(&args)
             .args(["--actor", "soak", "--connect-url", &connect_url])
-            .env("LOCKSTEP_STATE_DIR", dir.join("state"))
-            .env_remove("LOCKSTEP_CONFIG")
-            .env_remove("LOCKSTEP_EXPERIMENTAL_BOUNDARY")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .current_dir(&dir);
-        if boundary {
-            cmd.env("LOCKSTEP_EXPERIMENTAL_BOUNDARY", "1");
-        }
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("running lockstep ddl apply");
         let deadline = Instant::now() + Duration::from_secs(150);
         loop {
@@ -472,7 +478,7 @@ async fn schema_of(db: &tokio_postgres::Client, base: &str) -> Vec<String> {
 enum Kind {
     /// A DDL statement the executor runs today.
     Ddl,
-    /// The boundary strategy, run with LOCKSTEP_EXPERIMENTAL_BOUNDARY=1.
+    /// A boundary plan: the connector paused across the source DDL, the sink's table held at it.
     Boundary,
     /// Plain DML on the source (the middle of the rapid run).
     Dml,
@@ -506,6 +512,8 @@ fn sequence(t: &Tables) -> Vec<(&'static str, Kind, String)> {
         ("rapid: ADD COLUMN", Ddl, format!("ALTER TABLE {c} ADD COLUMN rapid text")),
         ("rapid: DML", Dml, format!("UPDATE {c} SET rapid = 'r' || id, counter = counter + 1 WHERE id <= 50")),
         ("rapid: ADD COLUMN default", Ddl, format!("ALTER TABLE {c} ADD COLUMN rapid2 integer DEFAULT 3")),
+        ("CREATE TABLE", Ddl, format!("CREATE TABLE {} (id bigint primary key, v text)", t.fresh())),
+        ("ADD COLUMN volatile default (re-snapshot)", Ddl, format!("ALTER TABLE {a} ADD COLUMN c_ts timestamptz DEFAULT now()")),
         ("DROP TABLE", Ddl, format!("DROP TABLE {}", t.d)),
         ("RENAME COLUMN (boundary)", Boundary, format!("ALTER TABLE {a} RENAME COLUMN note TO remark")),
         // Last: its verify_rows step compares the whole table and may not see a still moment
@@ -514,42 +522,24 @@ fn sequence(t: &Tables) -> Vec<(&'static str, Kind, String)> {
     ]
 }
 
-/// Classes refused today: (class, SQL, experimental boundary flag).
-fn refused(t: &Tables) -> Vec<(&'static str, String, bool)> {
+/// Classes refused today: (class, SQL).
+fn refused(t: &Tables) -> Vec<(&'static str, String)> {
     let (a, c) = (&t.a, &t.c);
     vec![
+        // The connector skips truncates (Debezium's default skipped.operations=t), so nothing
+        // in the stream marks where the TRUNCATE was: it needs a sink hold at a source
+        // position, which the sink does not have yet.
         (
-            "RENAME COLUMN without LOCKSTEP_EXPERIMENTAL_BOUNDARY",
-            format!("ALTER TABLE {a} RENAME COLUMN note TO remark"),
-            false,
-        ),
-        (
-            "TRUNCATE (connector pause + sink hold)",
+            "TRUNCATE (hold at a source position)",
             format!("TRUNCATE {c}"),
-            false,
-        ),
-        // Without a signal table in the pipeline: the re-snapshot these need cannot be sent.
-        // (With one, they run; a snapshot's end is judged by a row comparison that a table
-        // under constant writes does not pass: covered by ddl_tables.rs without the writer.)
-        (
-            "CREATE TABLE (snapshot)",
-            format!("CREATE TABLE {} (id bigint primary key, v text)", t.fresh()),
-            true,
-        ),
-        (
-            "ADD COLUMN volatile default (snapshot)",
-            format!("ALTER TABLE {a} ADD COLUMN c_ts timestamptz DEFAULT now()"),
-            true,
         ),
         (
             "DROP PRIMARY KEY (key change)",
             format!("ALTER TABLE {a} DROP CONSTRAINT {a}_pkey"),
-            true,
         ),
         (
             "replace PRIMARY KEY (key change)",
             format!("ALTER TABLE {a} DROP CONSTRAINT {a}_pkey, ADD PRIMARY KEY (id, counter)"),
-            true,
         ),
     ]
 }
@@ -719,9 +709,9 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
         let mut refused_classes = Vec::new();
         let mut narrowing_to_resume: Option<String> = None;
         // Classes refused today first: clean refusals change nothing.
-        for (class, sql, boundary) in refused(&t) {
+        for (class, sql) in refused(&t) {
             let before = schema_of(&source, &t.base).await;
-            let out = ddl_apply(&rig, &stack.connect_url, &sql, boundary).await;
+            let out = ddl_apply(&rig, &stack.connect_url, &sql).await;
             let text = report(&out);
             println!("refused? {class}: {sql}\n{text}");
             assert_ne!(out.status.code(), Some(0), "{class} ran: {text}");
@@ -766,7 +756,7 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
                     Some(0)
                 }
                 Kind::RowsChecked => {
-                    let out = ddl_apply(&rig, &stack.connect_url, &sql, false).await;
+                    let out = ddl_apply(&rig, &stack.connect_url, &sql).await;
                     let text = report(&out);
                     println!("{class}: {sql}\n{text}");
                     if out.status.code() != Some(0) {
@@ -780,8 +770,7 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
                     out.status.code()
                 }
                 Kind::Ddl | Kind::Boundary => {
-                    let out =
-                        ddl_apply(&rig, &stack.connect_url, &sql, kind == Kind::Boundary).await;
+                    let out = ddl_apply(&rig, &stack.connect_url, &sql).await;
                     let text = report(&out);
                     println!("{class}: {sql}\n{text}");
                     assert_eq!(
@@ -817,6 +806,14 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
             "DROP TABLE left {} behind",
             t.d
         );
+        // The created table replicates: rows written now reach the target.
+        source
+            .batch_execute(&format!(
+                "insert into {} select g, 'v' || g from generate_series(1, 200) g",
+                t.fresh()
+            ))
+            .await
+            .expect("rows into the created table");
 
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (txs, retries, tps) = writer.stop().await;
@@ -825,7 +822,7 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
         let narrowing = match &narrowing_to_resume {
             None => "completed under the writes".to_string(),
             Some(_) => {
-                let out = lockstep_ddl(&rig, &stack.connect_url, &["resume"], false).await;
+                let out = lockstep_ddl(&rig, &stack.connect_url, &["resume"]).await;
                 let text = report(&out);
                 println!("ddl resume after the writes stopped:\n{text}");
                 assert_eq!(out.status.code(), Some(0), "resume: {text}");
@@ -833,9 +830,11 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
             }
         };
 
-        // Drain: every table converges (source and target rows equal, counters included).
+        // Drain: every table converges (source and target rows equal, counters included),
+        // the one the sequence created too.
         let deadline = Instant::now() + Duration::from_secs(90);
-        for table in t.all() {
+        let created = t.fresh();
+        for table in t.all().into_iter().chain([created.as_str()]) {
             loop {
                 let (s, tt) = (
                     table_text(&source, table).await,
@@ -857,6 +856,13 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
         monitor.await.expect("monitor");
 
         let mut verified = Vec::new();
+        let created_rows = lockstep_verify(&stack, &created).await;
+        assert_eq!(
+            created_rows.status.code(),
+            Some(0),
+            "verify {created}: {}",
+            report(&created_rows)
+        );
         for table in t.all() {
             let out = lockstep_verify(&stack, table).await;
             let text = report(&out);
@@ -1005,6 +1011,12 @@ async fn baseline_same_sequence_without_lockstep_blocks_and_drifts() {
             last_status.clone().unwrap_or_default()
         );
 
+        // CREATE TABLE straight on the source: not in the connector, never on the target.
+        assert!(
+            table_exists(&source, &t.fresh()).await && !table_exists(&target, &t.fresh()).await,
+            "without lockstep the target should not have {}",
+            t.fresh()
+        );
         // DROP TABLE straight on the source: the target keeps the table (silent drift).
         assert!(
             !table_exists(&source, &t.d).await && table_exists(&target, &t.d).await,

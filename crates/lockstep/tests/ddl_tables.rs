@@ -474,7 +474,7 @@ async fn create_and_drop_table_through_connector_publication_and_sink() {
     with_cleanup(body, cleanup).await;
 }
 
-/// RENAME TABLE (a boundary plan, behind `LOCKSTEP_EXPERIMENTAL_BOUNDARY` like the others):
+/// RENAME TABLE (behind `LOCKSTEP_EXPERIMENTAL_BOUNDARY`: see `missing` in ddl-exec's exec.rs):
 /// the new name joins the include list, the sink reads its new topic held until the target
 /// table is renamed at the DDL's position, then the old topic and name leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,11 +1,11 @@
-//! The run: connect, plan, walk the key space chunk by chunk, re-read differing chunks until
-//! they converge or the retries run out.
+//! The run: connect, plan, walk the key space chunk by chunk, re-read what differs until it
+//! converges or the retries run out.
 
 use std::cmp::Ordering;
 use std::time::Instant;
 
 use crate::adapters::{Adapter, Fetch};
-use crate::diff::{compare_chunk, Key, Row};
+use crate::diff::{compare_chunk, ChunkDiff, Key, Row};
 use crate::error::{Side, VerifyError};
 use crate::plan::{plan_comparison, ComparePlan, PlanError};
 use crate::report::{ReportBuilder, VerifyReport};
@@ -20,9 +20,11 @@ use crate::settings::{Endpoint, VerifyOptions};
 /// tables.
 ///
 /// **Compares until consistent or reports.** With replication running, a chunk can differ only
-/// because a change has reached one side and not yet the other. A differing chunk is therefore
-/// re-read on both sides, up to `max_retries` times with `retry_delay` between reads; the report
-/// holds the last read's differences and counts the chunks that needed a retry.
+/// because a change has reached one side and not yet the other. What differs is therefore
+/// re-read on both sides, up to `max_retries` times with `retry_delay` between reads: only the
+/// differing rows when they are few (a busy table's chunk almost always has some row in flight,
+/// one row rarely stays in flight for long), the whole chunk otherwise. The report holds the
+/// last read's differences and counts the chunks that needed a retry.
 pub async fn verify(
     source: &Endpoint,
     target: &Endpoint,
@@ -139,10 +141,23 @@ pub(crate) async fn compare_tables<S: Fetch, T: Fetch>(
                 "chunk differs, re-reading it"
             );
             tokio::time::sleep(options.retry_delay).await;
-            (source_rows, target_rows) = tokio::try_join!(
-                source.fetch(lower.as_ref(), upper.as_ref(), None),
-                target.fetch(lower.as_ref(), upper.as_ref(), None)
-            )?;
+            if differing_keys(&diff).len() <= REREAD_KEYS {
+                reread_differing(
+                    source,
+                    target,
+                    plan,
+                    lower.as_ref(),
+                    &diff,
+                    &mut source_rows,
+                    &mut target_rows,
+                )
+                .await?;
+            } else {
+                (source_rows, target_rows) = tokio::try_join!(
+                    source.fetch(lower.as_ref(), upper.as_ref(), None),
+                    target.fetch(lower.as_ref(), upper.as_ref(), None)
+                )?;
+            }
             diff = compare_chunk(
                 &source_rows,
                 &target_rows,
@@ -165,6 +180,65 @@ pub(crate) async fn compare_tables<S: Fetch, T: Fetch>(
             None => return Ok(()),
         }
     }
+}
+
+/// Up to this many differing rows in a chunk are re-read one by one; more, the whole chunk.
+const REREAD_KEYS: usize = 64;
+
+/// The keys a chunk's comparison found different, each once.
+fn differing_keys(diff: &ChunkDiff) -> Vec<&Key> {
+    let mut keys: Vec<&Key> = diff
+        .missing
+        .iter()
+        .chain(&diff.extra)
+        .chain(diff.differing.iter().map(|d| &d.key))
+        .collect();
+    keys.dedup();
+    keys
+}
+
+/// Re-reads the rows of the differing keys, each as the key range from the chunk's key before
+/// it (exclusive; the chunk's lower bound for its first key) to it (inclusive), and puts them
+/// in place of what the chunk held in that range (a row inserted there meanwhile comes along).
+async fn reread_differing<S: Fetch, T: Fetch>(
+    source: &mut S,
+    target: &mut T,
+    plan: &ComparePlan,
+    lower: Option<&Key>,
+    diff: &ChunkDiff,
+    source_rows: &mut Vec<Row>,
+    target_rows: &mut Vec<Row>,
+) -> Result<(), VerifyError> {
+    let mut chunk_keys: Vec<Key> = source_rows
+        .iter()
+        .chain(target_rows.iter())
+        .map(|r| r.key.clone())
+        .collect();
+    chunk_keys.sort_by(|a, b| plan.compare_keys(a, b));
+    chunk_keys.dedup();
+    for key in differing_keys(diff) {
+        let at = match chunk_keys.binary_search_by(|k| plan.compare_keys(k, key)) {
+            Ok(i) | Err(i) => i,
+        };
+        let before = if at == 0 {
+            lower
+        } else {
+            chunk_keys.get(at - 1)
+        };
+        let (source_now, target_now) = tokio::try_join!(
+            source.fetch(before, Some(key), None),
+            target.fetch(before, Some(key), None)
+        )?;
+        let in_range = |k: &Key| {
+            before.is_none_or(|b| plan.compare_keys(k, b) == Ordering::Greater)
+                && plan.compare_keys(k, key) != Ordering::Greater
+        };
+        source_rows.retain(|r| !in_range(&r.key));
+        source_rows.extend(source_now);
+        target_rows.retain(|r| !in_range(&r.key));
+        target_rows.extend(target_now);
+    }
+    Ok(())
 }
 
 /// The first read of the chunk after `lower`, and the chunk's upper bound (`None`: the last
@@ -212,6 +286,9 @@ mod tests {
         fetches: usize,
         /// Replaces `rows` after this many fetches (a change arriving mid-run).
         heal: Option<(usize, Vec<Row>)>,
+        /// A busy replicated table: every read of more than one row shows one of them (a
+        /// different one each time) not yet updated.
+        one_in_flight: bool,
     }
 
     impl Memory {
@@ -221,6 +298,7 @@ mod tests {
                 kinds: vec![ColumnKind::Integer],
                 fetches: 0,
                 heal: None,
+                one_in_flight: false,
             }
         }
     }
@@ -254,6 +332,10 @@ mod tests {
             out.sort_by(|a, b| crate::plan::compare_keys(&kinds, &a.key, &b.key));
             if let Some(limit) = limit {
                 out.truncate(limit);
+            }
+            if self.one_in_flight && out.len() > 1 {
+                let stale = self.fetches % out.len();
+                out[stale].values[0] = Some("not yet".into());
             }
             Ok(out)
         }
@@ -401,6 +483,18 @@ mod tests {
         assert!(r.is_clean(), "{r:?}");
         assert_eq!(r.chunks_retried, 1);
         assert_eq!(r.chunks_differing, 0);
+    }
+
+    /// A chunk of a busy table always has some row in flight; each row alone converges. Only
+    /// re-reading the differing rows, not the whole chunk, gets to a clean comparison.
+    #[tokio::test]
+    async fn rows_in_flight_in_every_read_of_a_busy_chunk_converge_row_by_row() {
+        let mut s = Memory::new(rows(1..=20));
+        let mut t = Memory::new(rows(1..=20));
+        t.one_in_flight = true;
+        let r = run(&mut s, &mut t, 20).await;
+        assert!(r.is_clean(), "{r:?}");
+        assert_eq!(r.chunks_retried, 1);
     }
 
     #[tokio::test]
