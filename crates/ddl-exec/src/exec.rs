@@ -38,7 +38,7 @@ use crate::target::TargetDb;
 /// Longest wait for a connector to reach PAUSED / RUNNING.
 const CONNECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-fn connect_err(connector: &str, e: lockstep_connect::ConnectError) -> ExecError {
+pub(crate) fn connect_err(connector: &str, e: lockstep_connect::ConnectError) -> ExecError {
     ExecError::Connect {
         what: "Kafka Connect",
         target: format!("connector {connector}"),

@@ -65,7 +65,16 @@ impl SinkApi {
     }
 
     pub async fn release(&self, table: &str) -> Result<(), ExecError> {
-        let url = self.url(&format!("/tables/{table}/release"));
+        self.table_verb(table, "release").await
+    }
+
+    /// Hold a target table (its partitions stop before their next record).
+    pub async fn hold(&self, table: &str) -> Result<(), ExecError> {
+        self.table_verb(table, "hold").await
+    }
+
+    async fn table_verb(&self, table: &str, verb: &str) -> Result<(), ExecError> {
+        let url = self.url(&format!("/tables/{table}/{verb}"));
         let resp = self
             .http
             .post(&url)
@@ -84,44 +93,30 @@ impl SinkApi {
     /// sink answers once the change is recorded and applied.
     pub async fn add_topic(&self, topic: &str, table: &str) -> Result<Value, ExecError> {
         let url = self.url(&format!("/topics/{topic}"));
-        let resp = self
+        let request = self
             .http
             .put(&url)
-            .timeout(Duration::from_secs(60))
-            .json(&serde_json::json!({ "table": table }))
-            .send()
-            .await
-            .map_err(|e| api_err(url.clone(), e))?;
-        answer(url, resp).await
+            .json(&serde_json::json!({ "table": table }));
+        topic_change(url, request).await
     }
 
     /// Have the sink stop reading `topic` (recorded in the target; idempotent).
     pub async fn remove_topic(&self, topic: &str) -> Result<Value, ExecError> {
         let url = self.url(&format!("/topics/{topic}"));
-        let resp = self
-            .http
-            .delete(&url)
-            .timeout(Duration::from_secs(60))
-            .send()
-            .await
-            .map_err(|e| api_err(url.clone(), e))?;
-        answer(url, resp).await
+        let request = self.http.delete(&url);
+        topic_change(url, request).await
     }
+}
 
-    /// Hold a target table (its partitions stop before their next record).
-    pub async fn hold(&self, table: &str) -> Result<(), ExecError> {
-        let url = self.url(&format!("/tables/{table}/hold"));
-        let resp = self
-            .http
-            .post(&url)
-            .send()
-            .await
-            .map_err(|e| api_err(url.clone(), e))?;
-        if !resp.status().is_success() {
-            return Err(api_err(url, format!("HTTP {}", resp.status())));
-        }
-        Ok(())
-    }
+/// Sends a topic change; the sink answers once it is recorded and applied (up to its own
+/// 30 s wait), so the request may take longer than the client's default timeout.
+async fn topic_change(url: String, request: reqwest::RequestBuilder) -> Result<Value, ExecError> {
+    let resp = request
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| api_err(url.clone(), e))?;
+    answer(url, resp).await
 }
 
 /// The JSON body of a successful answer, or the sink's error with its status.

@@ -11,7 +11,10 @@ use lockstep_ddl::QualifiedName;
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
+use lockstep_ddl_plan::TargetEngine;
+
 use crate::error::ExecError;
+use crate::exec::connect_err;
 use crate::include_list::edit_include_list;
 use crate::source::pg_error_text;
 
@@ -23,14 +26,6 @@ pub const SIGNAL_COLLECTION: &str = "signal.data.collection";
 /// Debezium's enabled signal channels (default `source`).
 pub const SIGNAL_CHANNELS: &str = "signal.enabled.channels";
 
-fn connect_err(connector: &str, e: lockstep_connect::ConnectError) -> ExecError {
-    ExecError::Connect {
-        what: "Kafka Connect",
-        target: format!("connector {connector}"),
-        reason: e.to_string(),
-    }
-}
-
 fn source_err(what: impl Into<String>, e: &tokio_postgres::Error) -> ExecError {
     ExecError::Sql {
         side: "source",
@@ -41,7 +36,7 @@ fn source_err(what: impl Into<String>, e: &tokio_postgres::Error) -> ExecError {
 
 /// A PostgreSQL identifier, quoted.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    lockstep_ddl_plan::quote_ident(TargetEngine::Postgres, name)
 }
 
 /// `"schema"."table"`.

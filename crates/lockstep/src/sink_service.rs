@@ -210,6 +210,19 @@ fn valid_topic(topic: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// The sink a topic route names, or the answer refusing the request.
+fn topic_route(set: &SinkSet, name: &str, topic: &str) -> Result<SinkHandle, Box<Response>> {
+    let Some(handle) = set.sinks.get(name).cloned() else {
+        return Err(Box::new(not_found(name)));
+    };
+    if !valid_topic(topic) {
+        return Err(Box::new(bad_request(format!(
+            "'{topic}' is not a Kafka topic name (1-249 letters, digits, '.', '_' or '-')"
+        ))));
+    }
+    Ok(handle)
+}
+
 /// Waits until the sink recorded (in the target) and applied a topic change.
 async fn topic_change_answer(handle: &SinkHandle, topic: &str, removed: bool) -> Response {
     let started = std::time::Instant::now();
@@ -255,14 +268,10 @@ pub(crate) async fn add_topic(
     Path((name, topic)): Path<(String, String)>,
     Json(request): Json<AddTopicRequest>,
 ) -> Response {
-    let Some(handle) = set.sinks.get(&name).cloned() else {
-        return not_found(&name);
+    let handle = match topic_route(&set, &name, &topic) {
+        Ok(handle) => handle,
+        Err(refused) => return *refused,
     };
-    if !valid_topic(&topic) {
-        return bad_request(format!(
-            "'{topic}' is not a Kafka topic name (1-249 letters, digits, '.', '_' or '-')"
-        ));
-    }
     if let Some(table) = &request.table {
         let ok = !table.is_empty()
             && table.len() <= 63
@@ -299,14 +308,10 @@ pub(crate) async fn remove_topic(
     State(set): State<SinkSet>,
     Path((name, topic)): Path<(String, String)>,
 ) -> Response {
-    let Some(handle) = set.sinks.get(&name).cloned() else {
-        return not_found(&name);
+    let handle = match topic_route(&set, &name, &topic) {
+        Ok(handle) => handle,
+        Err(refused) => return *refused,
     };
-    if !valid_topic(&topic) {
-        return bad_request(format!(
-            "'{topic}' is not a Kafka topic name (1-249 letters, digits, '.', '_' or '-')"
-        ));
-    }
     handle.remove_topic(&topic);
     topic_change_answer(&handle, &topic, true).await
 }

@@ -146,6 +146,44 @@ async fn verify_clean(stack: &Stack, table: &str) -> u64 {
     v.rows_compared
 }
 
+/// The test's source table (its rows from `seed`, an INSERT) and Debezium signal table, the
+/// empty target table, and a connector on the table that reads signals from the signal table;
+/// the source and target connections.
+async fn tables_and_connector(
+    stack: &Stack,
+    name: &str,
+    seed: &str,
+    slot: &ConnectorSlot,
+) -> (tokio_postgres::Client, tokio_postgres::Client) {
+    let source = stack.pg_source().await.expect("source");
+    let target = stack.pg(&stack.pg_target_db).await.expect("target");
+    source
+        .batch_execute(&format!(
+            "create table {name} (id bigint primary key, v text);
+             {seed};
+             create table {name}_sig (id varchar(64) primary key, type varchar(32) not null, data varchar(2048));"
+        ))
+        .await
+        .expect("source tables");
+    target
+        .batch_execute(&format!(
+            "create table {name} (id bigint primary key, v text)"
+        ))
+        .await
+        .expect("target table");
+    slot.put(
+        stack
+            .start_pg_connector(
+                name,
+                &[name],
+                &[("signal.data.collection", &format!("public.{name}_sig"))],
+            )
+            .await
+            .expect("connector"),
+    );
+    (source, target)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_and_drop_table_through_connector_publication_and_sink() {
     let stack = Stack::get();
@@ -158,32 +196,13 @@ async fn create_and_drop_table_through_connector_publication_and_sink() {
         let (stack, name) = (body_stack, body_name);
         let fresh = format!("{name}_new");
         let publication = format!("{name}_pub");
-        let source = stack.pg_source().await.expect("source");
-        let target = stack.pg(&stack.pg_target_db).await.expect("target");
-        source
-            .batch_execute(&format!(
-                "create table {name} (id bigint primary key, v text);
-                 insert into {name} select g, 'v' || g from generate_series(1, 100) g;
-                 create table {name}_sig (id varchar(64) primary key, type varchar(32) not null, data varchar(2048));"
-            ))
-            .await
-            .expect("source tables");
-        target
-            .batch_execute(&format!(
-                "create table {name} (id bigint primary key, v text)"
-            ))
-            .await
-            .expect("target table");
-        body_connector.put(
-            stack
-                .start_pg_connector(
-                    &name,
-                    &[&name],
-                    &[("signal.data.collection", &format!("public.{name}_sig"))],
-                )
-                .await
-                .expect("connector"),
-        );
+        let (source, target) = tables_and_connector(
+            &stack,
+            &name,
+            &format!("insert into {name} select g, 'v' || g from generate_series(1, 100) g"),
+            &body_connector,
+        )
+        .await;
 
         let dir = tempfile::tempdir().expect("tmp");
         let d: PathBuf = dir.path().to_path_buf();
@@ -486,32 +505,13 @@ async fn rename_table_moves_the_sink_to_the_new_topic() {
     let body = async move {
         let (stack, name) = (body_stack, body_name);
         let (old, new) = (format!("{name}_old"), format!("{name}_ren"));
-        let source = stack.pg_source().await.expect("source");
-        let target = stack.pg(&stack.pg_target_db).await.expect("target");
-        source
-            .batch_execute(&format!(
-                "create table {name} (id bigint primary key, v text);
-                 insert into {name} values (1, 'x');
-                 create table {name}_sig (id varchar(64) primary key, type varchar(32) not null, data varchar(2048));"
-            ))
-            .await
-            .expect("source tables");
-        target
-            .batch_execute(&format!(
-                "create table {name} (id bigint primary key, v text)"
-            ))
-            .await
-            .expect("target table");
-        body_connector.put(
-            stack
-                .start_pg_connector(
-                    &name,
-                    &[&name],
-                    &[("signal.data.collection", &format!("public.{name}_sig"))],
-                )
-                .await
-                .expect("connector"),
-        );
+        let (source, target) = tables_and_connector(
+            &stack,
+            &name,
+            &format!("insert into {name} values (1, 'x')"),
+            &body_connector,
+        )
+        .await;
         let dir = tempfile::tempdir().expect("tmp");
         let d: PathBuf = dir.path().to_path_buf();
         let port = free_port().expect("port");

@@ -141,13 +141,14 @@ pub(crate) async fn compare_tables<S: Fetch, T: Fetch>(
                 "chunk differs, re-reading it"
             );
             tokio::time::sleep(options.retry_delay).await;
-            if differing_keys(&diff).len() <= REREAD_KEYS {
+            let keys = differing_keys(&diff);
+            if keys.len() <= REREAD_KEYS {
                 reread_differing(
                     source,
                     target,
                     plan,
                     lower.as_ref(),
-                    &diff,
+                    &keys,
                     &mut source_rows,
                     &mut target_rows,
                 )
@@ -185,16 +186,14 @@ pub(crate) async fn compare_tables<S: Fetch, T: Fetch>(
 /// Up to this many differing rows in a chunk are re-read one by one; more, the whole chunk.
 const REREAD_KEYS: usize = 64;
 
-/// The keys a chunk's comparison found different, each once.
-fn differing_keys(diff: &ChunkDiff) -> Vec<&Key> {
-    let mut keys: Vec<&Key> = diff
-        .missing
+/// The keys a chunk's comparison found different (the merge-join lists each in one kind).
+fn differing_keys(diff: &ChunkDiff) -> Vec<Key> {
+    diff.missing
         .iter()
         .chain(&diff.extra)
         .chain(diff.differing.iter().map(|d| &d.key))
-        .collect();
-    keys.dedup();
-    keys
+        .cloned()
+        .collect()
 }
 
 /// Re-reads the rows of the differing keys, each as the key range from the chunk's key before
@@ -205,7 +204,7 @@ async fn reread_differing<S: Fetch, T: Fetch>(
     target: &mut T,
     plan: &ComparePlan,
     lower: Option<&Key>,
-    diff: &ChunkDiff,
+    keys: &[Key],
     source_rows: &mut Vec<Row>,
     target_rows: &mut Vec<Row>,
 ) -> Result<(), VerifyError> {
@@ -216,7 +215,7 @@ async fn reread_differing<S: Fetch, T: Fetch>(
         .collect();
     chunk_keys.sort_by(|a, b| plan.compare_keys(a, b));
     chunk_keys.dedup();
-    for key in differing_keys(diff) {
+    for key in keys {
         let at = match chunk_keys.binary_search_by(|k| plan.compare_keys(k, key)) {
             Ok(i) | Err(i) => i,
         };
