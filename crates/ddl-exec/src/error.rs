@@ -54,6 +54,8 @@ pub enum ExecError {
     ConnectorConfig { connector: String, reason: String },
     #[error("the stored plan of operation {operation} cannot be read: {reason}")]
     StoredPlan { operation: i64, reason: String },
+    #[error("the quiesce session of {table} ended with the process that opened it (its transaction, and any DDL run in it, rolled back): the plan is undone, not resumed; apply the DDL again")]
+    QuiesceLost { table: String },
     #[error("the test failpoint is invalid: {reason}")]
     Failpoint { reason: String },
     #[error(transparent)]

@@ -4,10 +4,11 @@
 //!
 //! Steps it runs for real: audit record, source DDL (PostgreSQL, `lock_timeout`, bounded
 //! retries), target DDL (PostgreSQL, MariaDB / MySQL), target schema and row verification,
-//! marks and waits, connector pause / resume, and the table steps of [`crate::tables`]
-//! (include list, publication, sink topics, snapshot signal and wait). A plan that needs a
-//! step it cannot run here (quiesce, stop / restart; holds unless enabled; anything needing
-//! a Connect cluster or the sink's API that is not configured) is refused by
+//! marks and waits, connector pause / resume / stop / restart, the quiesce session
+//! ([`crate::quiesce`]), sink holds, and the table steps of [`crate::tables`] (include list,
+//! publication, sink topics, snapshot signal and wait). A plan that needs a step it cannot
+//! run here (a hold nothing marks, RENAME TABLE's held topic unless enabled; anything
+//! needing a Connect cluster or the sink's API that is not configured) is refused by
 //! [`unsupported_steps`] before anything is recorded or run.
 //!
 //! Test hook: `LOCKSTEP_FAILPOINT=<step_kind>:<before|after>` ([`crate::failpoint`]) stops
@@ -31,12 +32,15 @@ use crate::failpoint::When;
 use crate::introspect;
 use crate::pipeline::DdlPipeline;
 use crate::position;
+use crate::quiesce::{xact_status, QuiesceSessions};
 use crate::sink_api::SinkApi;
 use crate::source::run_ddl;
 use crate::target::TargetDb;
 
 /// Longest wait for a connector to reach PAUSED / RUNNING.
 const CONNECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Longest wait for the sink to report a table held on request.
+const HOLD_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) fn connect_err(connector: &str, e: lockstep_connect::ConnectError) -> ExecError {
     ExecError::Connect {
@@ -100,13 +104,15 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
         | StepKind::TargetDdl { .. }
         | StepKind::VerifyTargetSchema { .. }
         | StepKind::MarkSourcePosition { .. }
-        | StepKind::VerifyRows { .. } => None,
-        StepKind::SourceDdl {
-            in_quiesce_session, ..
-        } => in_quiesce_session.then_some("support for quiescing a table (not built yet)"),
+        | StepKind::VerifyRows { .. }
+        | StepKind::SourceDdl { .. }
+        | StepKind::QuiesceSourceTable { .. }
+        | StepKind::ReleaseSourceTable { .. } => None,
         StepKind::WaitSinkApplied { .. }
         | StepKind::PauseConnector { .. }
         | StepKind::ResumeConnector { .. }
+        | StepKind::StopConnector { .. }
+        | StepKind::RestartConnector { .. }
         | StepKind::UpdateConnectorConfig { .. }
         | StepKind::IncrementalSnapshotSignal { .. }
         | StepKind::WaitSnapshotCompleted { .. } => (!caps.connect).then_some(needs_connect),
@@ -131,19 +137,18 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
         // RENAME COLUMN under ~280 tx/s) and the crash test (ddl_crash.rs: the service killed
         // before and after every step kind of the plan); the sink bug its first test found
         // (deletes lost after a block) is covered by crates/sink/tests/sink_block_release.rs.
-        StepKind::HoldSinkTable { drift: false, .. } => Some(
-            "a sink hold at a source position (not built yet): the sink holds a table only where its events stop fitting the target (RENAME COLUMN), and this change (a type conversion, a TRUNCATE the connector skips) leaves no such mark",
+        StepKind::HoldSinkTable {
+            drift: false,
+            quiesced: false,
+            ..
+        } => Some(
+            "a sink hold at a source position (not built yet): the sink holds a table only where its events stop fitting the target (RENAME COLUMN) or where the table is quiesced (TRUNCATE, key changes), and this change (a type conversion) has neither",
         ),
-        StepKind::HoldSinkTable { .. } | StepKind::ReleaseSinkTable { .. } => {
-            if !caps.block_policy {
-                Some("the sink's schema_drift policy `block` (it holds the table at the DDL)")
-            } else if !caps.sink_api {
-                Some("the running sink's API in the pipeline file (source.sink_api)")
-            } else {
-                None
-            }
+        StepKind::HoldSinkTable { drift: true, .. } if !caps.block_policy => {
+            Some("the sink's schema_drift policy `block` (it holds the table at the DDL)")
         }
-        _ => Some("support for this step (not built yet)"),
+        StepKind::HoldSinkTable { .. } | StepKind::ReleaseSinkTable { .. } => (!caps.sink_api)
+            .then_some("the running sink's API in the pipeline file (source.sink_api)"),
     }
 }
 
@@ -306,6 +311,9 @@ pub struct Executor<'a> {
     pub actor: String,
     /// Decisions taken about interrupted steps, in order.
     pub recoveries: Vec<Recovery>,
+    /// The quiesce session of the operation being run (none outside key changes and
+    /// skipped TRUNCATEs).
+    pub quiesce: QuiesceSessions,
 }
 
 fn millis_since(start: std::time::Instant) -> u64 {
@@ -369,6 +377,14 @@ impl Executor<'_> {
             if let Some(outcome) = self.cancel_at_boundary(id, &plan, &mut states, i).await? {
                 return Ok(outcome);
             }
+            if let Some(table) = quiesce_lost(&plan, &states, i, &self.quiesce) {
+                let reason = ExecError::QuiesceLost {
+                    table: table.to_string(),
+                }
+                .to_string();
+                self.note(id, step, &format!("{reason}: compensated"));
+                return self.compensate(id, &plan, &mut states, i, reason).await;
+            }
             let ticket = match states[i].clone() {
                 StepState::Succeeded { .. } | StepState::Skipped => continue,
                 StepState::Pending => {
@@ -410,7 +426,7 @@ impl Executor<'_> {
                     }
                 }
                 StepState::Failed { error, .. } => {
-                    if before_no_return || self.source_unchanged(&plan, step).await? {
+                    if before_no_return || self.source_unchanged(id, &plan, step).await? {
                         return self.compensate(id, &plan, &mut states, i, error).await;
                     }
                     let attempt = self
@@ -459,7 +475,7 @@ impl Executor<'_> {
                     states[i] = StepState::Failed {
                         error: reason.clone(),
                     };
-                    if before_no_return || self.source_unchanged(&plan, step).await? {
+                    if before_no_return || self.source_unchanged(id, &plan, step).await? {
                         return self.compensate(id, &plan, &mut states, i, reason).await;
                     }
                     return Ok(RunOutcome::Stopped {
@@ -611,6 +627,31 @@ impl Executor<'_> {
                 )?));
             }
         }
+        if let StepKind::ReleaseSourceTable {
+            table,
+            commit: true,
+        } = &step.kind
+        {
+            return match self.quiesce_commit(id, plan, table).await? {
+                Some(true) => {
+                    let ticket = self.store.retry_step(id, index, attempt, &self.actor)?;
+                    self.store.finish_step(
+                        &ticket,
+                        StepOutcome::Succeeded(
+                            json!({"recovered": "the quiesce session's transaction committed"}),
+                        ),
+                        &self.actor,
+                    )?;
+                    self.note(id, step, "interrupted; the quiesce session's transaction committed before the crash: recorded as done, rolled forward");
+                    Ok(Recover::Done)
+                }
+                _ => {
+                    let why = "interrupted; the quiesce session's transaction did not commit (it rolled back with the process): the source is unchanged, compensated";
+                    self.note(id, step, why);
+                    Ok(Recover::Compensate(why.into()))
+                }
+            };
+        }
         if step.idempotent {
             self.note(id, step, "interrupted; idempotent: retried");
             return Ok(Recover::Retry(self.store.retry_step(
@@ -646,7 +687,19 @@ impl Executor<'_> {
 
     /// A failed source DDL that was transactional and whose change the source does not show
     /// did not commit: the source is as before, so the plan can still be undone.
-    async fn source_unchanged(&mut self, plan: &Plan, step: &Step) -> Result<bool, ExecError> {
+    async fn source_unchanged(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        step: &Step,
+    ) -> Result<bool, ExecError> {
+        if let StepKind::ReleaseSourceTable {
+            table,
+            commit: true,
+        } = &step.kind
+        {
+            return Ok(self.quiesce_commit(id, plan, table).await? != Some(true));
+        }
         if !matches!(
             step.kind,
             StepKind::SourceDdl {
@@ -730,6 +783,68 @@ impl Executor<'_> {
                 sql,
                 lock_timeout_ms,
                 retries,
+                in_quiesce_session: true,
+                ..
+            } => {
+                let run = self
+                    .quiesce
+                    .run_ddl(&plan.tables, sql, *lock_timeout_ms, *retries)
+                    .await?;
+                Ok(json!(run))
+            }
+            StepKind::QuiesceSourceTable {
+                table,
+                lock_timeout_ms,
+            } => {
+                self.quiesce
+                    .open(&self.pipeline.source, table, *lock_timeout_ms)
+                    .await
+            }
+            StepKind::ReleaseSourceTable { table, commit } => {
+                match self.quiesce.release(table, *commit).await {
+                    Err(ExecError::QuiesceLost { .. })
+                        if self.quiesce_commit(id, plan, table).await? == Some(true) =>
+                    {
+                        Ok(json!({"committed": "with the quiesce session, before a restart"}))
+                    }
+                    other => other,
+                }
+            }
+            StepKind::PauseConnector { connector }
+            | StepKind::ResumeConnector { connector }
+            | StepKind::StopConnector { connector }
+            | StepKind::RestartConnector { connector } => {
+                self.drive_connector(n, kind, connector).await
+            }
+            StepKind::HoldSinkTable {
+                table,
+                quiesced: true,
+                ..
+            } => {
+                let api = self.sink_api()?;
+                let name = self.pipeline.facts().target_table(table).name;
+                api.hold(&name).await?;
+                // The hold takes effect between batches: the source may change only once
+                // the sink says the table is held.
+                let started = std::time::Instant::now();
+                loop {
+                    if api.blocked().await?.contains(&name) {
+                        return Ok(
+                            json!({"table": name, "held_by": "request", "held_now": true, "duration_ms": millis_since(started)}),
+                        );
+                    }
+                    if started.elapsed() > HOLD_WAIT {
+                        return Err(ExecError::Timeout {
+                            what: format!("the sink to report {name} held (asked {} s ago): is the sink running and answering on source.sink_api?", HOLD_WAIT.as_secs()),
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+            StepKind::SourceDdl {
+                sql,
+                lock_timeout_ms,
+                retries,
                 transactional,
                 mark,
                 ..
@@ -747,26 +862,6 @@ impl Executor<'_> {
                 )
                 .await?;
                 Ok(json!(run))
-            }
-            StepKind::PauseConnector { connector } => {
-                let c = self.connect(n, "pause_connector")?;
-                c.pause_connector(connector)
-                    .await
-                    .map_err(|e| connect_err(connector, e))?;
-                c.wait_for_state(connector, &ExpectedState::paused(), CONNECTOR_WAIT)
-                    .await
-                    .map_err(|e| connect_err(connector, e))?;
-                Ok(json!({"state": "PAUSED"}))
-            }
-            StepKind::ResumeConnector { connector } => {
-                let c = self.connect(n, "resume_connector")?;
-                c.resume_connector(connector)
-                    .await
-                    .map_err(|e| connect_err(connector, e))?;
-                c.wait_for_state(connector, &ExpectedState::running(), CONNECTOR_WAIT)
-                    .await
-                    .map_err(|e| connect_err(connector, e))?;
-                Ok(json!({"state": "RUNNING"}))
             }
             StepKind::HoldSinkTable { table, at_mark, .. } => {
                 // The sink's `block` policy holds the table at its first change the target
@@ -921,16 +1016,46 @@ impl Executor<'_> {
                 self.wait_snapshot(id, plan, n, connector, tables, *timeout_ms)
                     .await
             }
-            other => Err(ExecError::Unsupported {
-                step: n,
-                kind: serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or_default(),
-                strategy: plan.strategy.to_string(),
-                needs: "support for this step (not built yet)".into(),
-            }),
         }
+    }
+
+    /// Pause, stop, resume or restart a connector and wait until Connect reports the state.
+    async fn drive_connector(
+        &self,
+        n: usize,
+        kind: &StepKind,
+        connector: &str,
+    ) -> Result<Value, ExecError> {
+        let verb = match kind {
+            StepKind::PauseConnector { .. } => "pause_connector",
+            StepKind::StopConnector { .. } => "stop_connector",
+            StepKind::RestartConnector { .. } => "restart_connector",
+            _ => "resume_connector",
+        };
+        let c = self.connect(n, verb)?;
+        let (sent, expected, state) = match kind {
+            StepKind::PauseConnector { .. } => (
+                c.pause_connector(connector).await,
+                ExpectedState::paused(),
+                "PAUSED",
+            ),
+            StepKind::StopConnector { .. } => (
+                c.stop_connector(connector).await,
+                ExpectedState::stopped(),
+                "STOPPED",
+            ),
+            // Connect's resume starts a STOPPED connector (and a PAUSED one) again.
+            _ => (
+                c.resume_connector(connector).await,
+                ExpectedState::running(),
+                "RUNNING",
+            ),
+        };
+        sent.map_err(|e| connect_err(connector, e))?;
+        c.wait_for_state(connector, &expected, CONNECTOR_WAIT)
+            .await
+            .map_err(|e| connect_err(connector, e))?;
+        Ok(json!({ "state": state }))
     }
 
     fn connect(&self, step: usize, kind: &str) -> Result<&ConnectClient, ExecError> {
@@ -1030,6 +1155,45 @@ impl Executor<'_> {
         }
     }
 
+    /// Whether the quiesce session holding `table` committed, per PostgreSQL (`None`: its
+    /// transaction id was not recorded, or PostgreSQL no longer knows it). A transaction
+    /// still `in progress` belongs to a connection PostgreSQL has not yet seen close: asked
+    /// again for a while.
+    async fn quiesce_commit(
+        &mut self,
+        id: OperationId,
+        plan: &Plan,
+        table: &lockstep_ddl::QualifiedName,
+    ) -> Result<Option<bool>, ExecError> {
+        let op = self.store.get(id)?;
+        let xid = plan.steps.iter().zip(&op.steps).find_map(|(step, stored)| {
+            match (&step.kind, &stored.state) {
+                (
+                    StepKind::QuiesceSourceTable { table: t, .. },
+                    StepState::Succeeded { output, .. },
+                ) if t == table => output
+                    .get("xid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                _ => None,
+            }
+        });
+        let Some(xid) = xid else { return Ok(None) };
+        for _ in 0..60 {
+            match xact_status(self.source, &xid).await?.as_deref() {
+                Some("committed") => return Ok(Some(true)),
+                Some("in progress") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await
+                }
+                Some(_) => return Ok(Some(false)),
+                None => return Ok(None),
+            }
+        }
+        Err(ExecError::Timeout {
+            what: format!("the quiesce session's transaction {xid} to end (PostgreSQL still shows it in progress: is an old lockstep process still running?)"),
+        })
+    }
+
     /// The LSN a `MarkSourcePosition` (or a source DDL with a mark) of this plan recorded.
     fn mark_lsn(&self, id: OperationId, plan: &Plan, mark: &str) -> Result<String, ExecError> {
         let op = self.store.get(id)?;
@@ -1062,6 +1226,8 @@ impl Executor<'_> {
         upto: usize,
         reason: String,
     ) -> Result<RunOutcome, ExecError> {
+        // Undo steps may restart a connector, which must not wait for the session's locks.
+        self.quiesce.rollback_all().await;
         let mut left_behind = Vec::new();
         for i in (0..states.len()).rev() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
@@ -1082,8 +1248,14 @@ impl Executor<'_> {
                 self.store.begin_compensation(id, index, &self.actor)?;
             }
             let result = match &step.compensation {
-                // Only reached for a source DDL that failed without committing.
-                Compensation::RollForward if matches!(step.kind, StepKind::SourceDdl { .. }) => {
+                // Only reached for a source DDL (or the commit of a quiesce session) that
+                // failed without committing.
+                Compensation::RollForward
+                    if matches!(
+                        step.kind,
+                        StepKind::SourceDdl { .. } | StepKind::ReleaseSourceTable { .. }
+                    ) =>
+                {
                     Ok(())
                 }
                 Compensation::Nothing => Ok(()),
@@ -1125,6 +1297,38 @@ impl Executor<'_> {
     }
 }
 
+/// Whether step `i` finds the plan's quiesce lost (pure): a table was quiesced by a step
+/// that succeeded, this process does not hold it (the session died with an earlier
+/// process), and the session has not committed yet. The plan cannot go on without the
+/// locks; its source is unchanged (the DDL rolled back with the session), so it is undone.
+/// The commit step itself, found running, is left to recovery (it may have landed).
+fn quiesce_lost<'p>(
+    plan: &'p Plan,
+    states: &[StepState],
+    i: usize,
+    sessions: &QuiesceSessions,
+) -> Option<&'p lockstep_ddl::QualifiedName> {
+    let first_commit = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.kind, StepKind::ReleaseSourceTable { commit: true, .. }))?;
+    let committing = i == first_commit && matches!(states[i], StepState::Running { .. });
+    if i > first_commit || committing {
+        return None;
+    }
+    plan.steps[..i]
+        .iter()
+        .zip(states)
+        .find_map(|(s, state)| match (&s.kind, state) {
+            (StepKind::QuiesceSourceTable { table, .. }, StepState::Succeeded { .. })
+                if !sessions.holds(table) =>
+            {
+                Some(table)
+            }
+            _ => None,
+        })
+}
+
 enum Recover {
     Retry(StepTicket),
     Done,
@@ -1164,6 +1368,21 @@ mod tests {
             table: t.clone(),
             at_mark: Some("ddl".into()),
             drift,
+            quiesced: false,
+        };
+        let quiesced_hold = StepKind::HoldSinkTable {
+            table: t.clone(),
+            at_mark: None,
+            drift: false,
+            quiesced: true,
+        };
+        let no_api = Capabilities {
+            sink_api: false,
+            ..caps
+        };
+        let no_connect = Capabilities {
+            connect: false,
+            ..caps
         };
         let new_topic = |held| StepKind::AddSinkTable {
             source_table: t.clone(),
@@ -1208,8 +1427,60 @@ mod tests {
                 Some("`block`"),
             ),
             (
+                "a hold of a quiesced, drained table (TRUNCATE, key change)",
+                quiesced_hold.clone(),
+                caps,
+                None,
+            ),
+            (
+                "a quiesced hold is asked for: no block policy needed",
+                quiesced_hold.clone(),
+                no_block,
+                None,
+            ),
+            (
+                "a quiesced hold needs the sink's API",
+                quiesced_hold,
+                no_api,
+                Some("sink_api"),
+            ),
+            (
                 "release",
                 StepKind::ReleaseSinkTable { table: t.clone() },
+                caps,
+                None,
+            ),
+            (
+                "the quiesce session needs only the source",
+                StepKind::QuiesceSourceTable {
+                    table: t.clone(),
+                    lock_timeout_ms: 100,
+                },
+                no_connect,
+                None,
+            ),
+            (
+                "its commit",
+                StepKind::ReleaseSourceTable {
+                    table: t.clone(),
+                    commit: true,
+                },
+                no_connect,
+                None,
+            ),
+            (
+                "stopping a connector needs Connect",
+                StepKind::StopConnector {
+                    connector: "c".into(),
+                },
+                no_connect,
+                Some("Kafka Connect"),
+            ),
+            (
+                "restarting one",
+                StepKind::RestartConnector {
+                    connector: "c".into(),
+                },
                 caps,
                 None,
             ),
@@ -1241,6 +1512,106 @@ mod tests {
                     "{name}: {got:?} should mention {part}"
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn a_quiesce_that_died_with_its_process_is_lost_until_the_commit() {
+        let t = QualifiedName::new("public", "t");
+        let step = |n, kind| Step {
+            n,
+            kind,
+            compensation: Compensation::Nothing,
+            idempotent: true,
+            skip_if: Vec::new(),
+        };
+        let plan = Plan {
+            statement: 0,
+            sql: "TRUNCATE t".into(),
+            summary: String::new(),
+            risk: lockstep_ddl::Risk {
+                level: lockstep_ddl::RiskLevel::L2,
+                reason: String::new(),
+            },
+            strategy: lockstep_ddl::Strategy::Truncate,
+            concurrency: lockstep_ddl::Concurrency::Structural,
+            tables: vec![t.clone()],
+            steps: vec![
+                step(
+                    1,
+                    StepKind::QuiesceSourceTable {
+                        table: t.clone(),
+                        lock_timeout_ms: 100,
+                    },
+                ),
+                step(2, StepKind::MarkSourcePosition { mark: "q".into() }),
+                step(
+                    3,
+                    StepKind::ReleaseSourceTable {
+                        table: t.clone(),
+                        commit: true,
+                    },
+                ),
+                step(4, StepKind::ReleaseSinkTable { table: t.clone() }),
+            ],
+            point_of_no_return: 3,
+            source_after: Vec::new(),
+            notes: Vec::new(),
+        };
+        let done = StepState::Succeeded {
+            finished_at: lockstep_store::Timestamp::now(),
+            output: Value::Null,
+        };
+        let running = StepState::Running {
+            started_at: lockstep_store::Timestamp::now(),
+            attempt: 1,
+        };
+        let none = QuiesceSessions::default();
+        let p = StepState::Pending;
+        let cases: Vec<(&str, Vec<StepState>, usize, bool)> = vec![
+            (
+                "quiesce not run yet",
+                vec![p.clone(), p.clone(), p.clone(), p.clone()],
+                0,
+                false,
+            ),
+            (
+                "quiesce running (retried)",
+                vec![running.clone(), p.clone(), p.clone(), p.clone()],
+                0,
+                false,
+            ),
+            (
+                "quiesced by a dead process, next step",
+                vec![done.clone(), p.clone(), p.clone(), p.clone()],
+                1,
+                true,
+            ),
+            (
+                "quiesced by a dead process, the commit pending",
+                vec![done.clone(), done.clone(), p.clone(), p.clone()],
+                2,
+                true,
+            ),
+            (
+                "the commit running: recovery asks PostgreSQL",
+                vec![done.clone(), done.clone(), running, p.clone()],
+                2,
+                false,
+            ),
+            (
+                "after the commit",
+                vec![done.clone(), done.clone(), done.clone(), p],
+                3,
+                false,
+            ),
+        ];
+        for (name, states, i, lost) in cases {
+            assert_eq!(
+                quiesce_lost(&plan, &states, i, &none).is_some(),
+                lost,
+                "{name}"
+            );
         }
     }
 

@@ -37,8 +37,11 @@ use crate::pipeline::DdlPipeline;
 pub const DEFAULT_MAX_LAG_RECORDS: u64 = 10_000;
 /// Default `max_lag_seconds`.
 pub const DEFAULT_MAX_LAG_SECONDS: u64 = 300;
-/// Default `timeout_ms`: how long each observation may take.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Default `timeout_ms`: how long each observation may take. Connect answers an offsets read
+/// from its herder thread, after a rebalance in progress and a read of the offsets topic to
+/// its end; 10 s refused DDLs on a healthy worker that was busy with another connector's
+/// rebalance, so the bound leaves room for that (Connect's own REST timeout is 90 s).
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 
 /// The `source.guardrails` section of a pipeline file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -469,9 +472,10 @@ pub async fn observe(pipeline: &DdlPipeline, connect: Option<&ConnectClient>) ->
                 Observed::Unchecked(why.to_string()),
             )
         }
-        Some(connect) => (
-            observe_connectors(connect, &pipeline.source.connectors, timeout).await,
-            observe_snapshots(connect, &pipeline.source.connectors, timeout).await,
+        // Side by side, so a slow worker costs one bound, not two.
+        Some(connect) => tokio::join!(
+            observe_connectors(connect, &pipeline.source.connectors, timeout),
+            observe_snapshots(connect, &pipeline.source.connectors, timeout),
         ),
     };
     let lag = match observe_lag(pipeline, timeout).await {

@@ -22,6 +22,7 @@ pub mod include_list;
 pub mod introspect;
 pub mod pipeline;
 pub mod position;
+pub mod quiesce;
 pub mod rows;
 pub mod sink_api;
 pub mod source;

@@ -104,6 +104,7 @@ source:
                 database: pipeline.source.database.clone(),
                 actor: "test".into(),
                 recoveries: Vec::new(),
+                quiesce: Default::default(),
             };
             let outcome = ex.run(id).await.expect("runs");
             assert_eq!(outcome, RunOutcome::Succeeded, "{sql}: {:?}", store.get(id));

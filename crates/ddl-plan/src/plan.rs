@@ -187,6 +187,7 @@ impl<'a> Builder<'a> {
                     table: t.clone(),
                     at_mark: Some(MARK.into()),
                     drift,
+                    quiesced: false,
                 },
                 None,
             );
@@ -196,6 +197,39 @@ impl<'a> Builder<'a> {
         self.targets(target);
         for t in tables {
             self.push(StepKind::ReleaseSinkTable { table: t.clone() }, None);
+        }
+    }
+
+    /// Quiesce the tables (writes wait) and let the sink apply them up to a mark emitted
+    /// after the locks: from there nothing of them is in flight.
+    fn quiesce(&mut self, tables: &[QualifiedName]) {
+        for t in tables {
+            self.push(
+                StepKind::QuiesceSourceTable {
+                    table: t.clone(),
+                    lock_timeout_ms: self.facts.settings.lock_timeout_ms,
+                },
+                Some(StepKind::ReleaseSourceTable {
+                    table: t.clone(),
+                    commit: false,
+                }),
+            );
+        }
+        self.mark(QUIESCED);
+        self.wait(QUIESCED, tables);
+    }
+
+    /// Commit the quiesce sessions, and the DDL run in them: the point of no return.
+    fn commit_quiesced(&mut self, tables: &[QualifiedName]) {
+        self.no_return = Some(self.steps.len() + 1);
+        for t in tables {
+            self.push(
+                StepKind::ReleaseSourceTable {
+                    table: t.clone(),
+                    commit: true,
+                },
+                None,
+            );
         }
     }
 
@@ -465,20 +499,7 @@ pub fn plan_statement(
             notes.push("the connector is paused only while the source DDL runs; the sink holds the table from the DDL's position until the target has changed".into());
         }
         Strategy::KeyChange => {
-            for t in &tables {
-                b.push(
-                    StepKind::QuiesceSourceTable {
-                        table: t.clone(),
-                        lock_timeout_ms: facts.settings.lock_timeout_ms,
-                    },
-                    Some(StepKind::ReleaseSourceTable {
-                        table: t.clone(),
-                        commit: false,
-                    }),
-                );
-            }
-            b.mark(QUIESCED);
-            b.wait(QUIESCED, &tables);
+            b.quiesce(&tables);
             for c in b.connectors() {
                 b.push(
                     StepKind::StopConnector {
@@ -488,17 +509,7 @@ pub fn plan_statement(
                 );
             }
             b.source(s, None, true);
-            // The DDL commits with the quiesce session: that is the point of no return.
-            b.no_return = Some(b.steps.len() + 1);
-            for t in &tables {
-                b.push(
-                    StepKind::ReleaseSourceTable {
-                        table: t.clone(),
-                        commit: true,
-                    },
-                    None,
-                );
-            }
+            b.commit_quiesced(&tables);
             b.targets(&work.before);
             b.targets(&work.after);
             for c in b.connectors() {
@@ -625,7 +636,28 @@ pub fn plan_statement(
                 b.wait(MARK, &tables);
                 notes.push("the connector emits TRUNCATE events and the sink applies them in order: nothing to mirror by hand".into());
             } else {
-                b.at_boundary(s, &tables, &work.after);
+                // Nothing in the stream marks where a skipped TRUNCATE was: quiesce the
+                // table, drain it, hold it in the sink, truncate the source in the quiesce
+                // session, then the target, then let the sink go on.
+                b.quiesce(&tables);
+                for t in &tables {
+                    b.push(
+                        StepKind::HoldSinkTable {
+                            table: t.clone(),
+                            at_mark: None,
+                            drift: false,
+                            quiesced: true,
+                        },
+                        Some(StepKind::ReleaseSinkTable { table: t.clone() }),
+                    );
+                }
+                b.source(s, None, true);
+                b.commit_quiesced(&tables);
+                b.targets(&work.after);
+                for t in &tables {
+                    b.push(StepKind::ReleaseSinkTable { table: t.clone() }, None);
+                }
+                notes.push("writes to the table wait (reads go on) from the quiesce until the source TRUNCATE commits; the sink holds the table from there until the target is truncated".into());
             }
         }
     }

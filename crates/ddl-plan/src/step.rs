@@ -132,6 +132,11 @@ pub enum StepKind {
         /// until the sink can hold a table at a source position.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         drift: bool,
+        /// The table is quiesced on the source and the sink has applied it up to a mark
+        /// emitted after the lock: nothing of it is in flight, so holding it now (the sink's
+        /// hold on request, confirmed by its status) holds it exactly at the DDL's position.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        quiesced: bool,
     },
     ReleaseSinkTable {
         table: QualifiedName,

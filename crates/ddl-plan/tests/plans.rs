@@ -107,16 +107,15 @@ fn plan(sql: &str) -> Plan {
     plan_with(sql, &facts(TargetEngine::Postgres)).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+fn kind_of(s: &Step) -> String {
+    serde_json::to_value(&s.kind).unwrap()["kind"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn kinds(p: &Plan) -> Vec<String> {
-    p.steps
-        .iter()
-        .map(|s| {
-            serde_json::to_value(&s.kind).unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    p.steps.iter().map(kind_of).collect()
 }
 
 fn target_sql(p: &Plan) -> Vec<String> {
@@ -233,8 +232,26 @@ fn step_sequence_per_class() {
             ],
         ),
         (
+            // skipped by the connector: quiesce, drain, hold, both, release
             "TRUNCATE orders, customers",
-            vec![AUDIT, PAUSE, SOURCE, HOLD, HOLD, RESUME, WAIT, TARGET, RELEASE, RELEASE, VERIFY, VERIFY, AUDIT],
+            vec![
+                AUDIT,
+                "quiesce_source_table",
+                "quiesce_source_table",
+                MARK,
+                WAIT,
+                HOLD,
+                HOLD,
+                SOURCE,
+                "release_source_table",
+                "release_source_table",
+                TARGET,
+                RELEASE,
+                RELEASE,
+                VERIFY,
+                VERIFY,
+                AUDIT,
+            ],
         ),
     ];
     let mut failures = Vec::new();
@@ -246,6 +263,49 @@ fn step_sequence_per_class() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_skipped_truncate_runs_in_the_quiesce_session_with_the_table_held() {
+    let p = plan("TRUNCATE orders");
+    let find = |kind: &str| p.steps.iter().position(|s| kind_of(s) == kind).unwrap();
+    match &p.steps[find(SOURCE)].kind {
+        StepKind::SourceDdl {
+            in_quiesce_session, ..
+        } => assert!(in_quiesce_session, "the TRUNCATE commits with the quiesce"),
+        other => panic!("{other:?}"),
+    }
+    match &p.steps[find(HOLD)].kind {
+        StepKind::HoldSinkTable {
+            quiesced, drift, ..
+        } => assert!(*quiesced && !drift, "held on request, once drained"),
+        other => panic!("{other:?}"),
+    }
+    // The commit of the session is the point of no return; the hold is undone before it.
+    let commit = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.kind, StepKind::ReleaseSourceTable { commit: true, .. }))
+        .unwrap();
+    assert_eq!(p.point_of_no_return, commit.n);
+    assert!(find(WAIT) < find(HOLD) && find(HOLD) < find(SOURCE) && find(SOURCE) < find(TARGET));
+    assert_eq!(
+        p.steps[find(HOLD)].compensation,
+        Compensation::Undo {
+            step: Box::new(StepKind::ReleaseSinkTable {
+                table: QualifiedName::new("public", "orders")
+            })
+        }
+    );
+    assert_eq!(
+        p.steps[find("quiesce_source_table")].compensation,
+        Compensation::Undo {
+            step: Box::new(StepKind::ReleaseSourceTable {
+                table: QualifiedName::new("public", "orders"),
+                commit: false,
+            })
+        }
+    );
 }
 
 #[test]

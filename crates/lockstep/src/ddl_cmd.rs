@@ -39,7 +39,7 @@ use crate::{exit, AlreadyReported};
     guardrails:                      # optional: limits checked before a DDL starts
       max_lag_records: 10000         # records the sink has not applied yet (default 10000)
       max_lag_seconds: 300           # age of the oldest one (default 300)
-      timeout_ms: 10000              # bound of each reading (default 10000)
+      timeout_ms: 30000              # bound of each reading (default 30000)
 
 `plan` reads the source catalog, classifies every statement and prints its plan; nothing
 is changed. Anything unparseable, unknown, outside the pipeline or ambiguous refuses the whole
@@ -596,6 +596,7 @@ pub(crate) async fn run_operations(
         database: pipeline.source.database.clone(),
         actor: actor.to_string(),
         recoveries: Vec::new(),
+        quiesce: Default::default(),
     };
     for id in ids {
         if !ok {
@@ -653,6 +654,7 @@ pub(crate) async fn resume_all(
             database: pipeline.source.database.clone(),
             actor: actor.to_string(),
             recoveries: Vec::new(),
+            quiesce: Default::default(),
         };
         let outcome = executor.run(op.id).await?;
         if !matches!(

@@ -1,6 +1,9 @@
 //! Issue 4's crash acceptance, real stack: `lockstep serve` is killed (SIGKILL) in the middle
 //! of each step kind of a RENAME COLUMN plan and restarted; the operation completes or
-//! compensates, and at the end `lockstep verify` finds no difference.
+//! compensates, and at the end `lockstep verify` finds no difference. The same for a TRUNCATE
+//! the connector skips, whose plan runs in a quiesce session (a source transaction holding the
+//! table's lock across steps, which dies with the process): recovery must tell a commit that
+//! landed from one that did not.
 //!
 //! One table, rows flowing all along (a writer's inserts, updates that increment `counter`
 //! and write the renamed column, deletes) through a Debezium connector and `lockstep sink run
@@ -58,7 +61,117 @@ source:
     )
 }
 
-/// The distinct step kinds of the rename's plan, in plan order (`lockstep ddl plan`).
+/// The DDL a test kills the service in.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    /// RENAME COLUMN back and forth: the boundary plan.
+    RenameColumn,
+    /// TRUNCATE, skipped by the connector: the quiesce plan.
+    Truncate,
+}
+
+/// What a run of the DDL should leave, by outcome.
+enum Expect {
+    /// The column is `to` when the rename succeeded, `from` when it was compensated.
+    Column { from: String, to: String },
+    /// No row up to this id is left when the TRUNCATE succeeded (the writer's ids grow), some
+    /// are when it was compensated.
+    RowsUpTo(i64),
+}
+
+impl Scenario {
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::RenameColumn => "RENAME COLUMN",
+            Scenario::Truncate => "TRUNCATE",
+        }
+    }
+
+    /// Step kinds its plan must have (the kills are worth nothing without them).
+    fn required_kinds(self) -> &'static [&'static str] {
+        match self {
+            Scenario::RenameColumn => &[
+                "pause_connector",
+                "source_ddl",
+                "hold_sink_table",
+                "resume_connector",
+                "wait_sink_applied",
+                "target_ddl",
+                "release_sink_table",
+            ],
+            Scenario::Truncate => &[
+                "quiesce_source_table",
+                "wait_sink_applied",
+                "hold_sink_table",
+                "source_ddl",
+                "release_source_table",
+                "target_ddl",
+                "release_sink_table",
+            ],
+        }
+    }
+
+    /// The next statement to run, and what it should leave.
+    async fn next(self, source: &tokio_postgres::Client, table: &str) -> (String, Expect) {
+        match self {
+            Scenario::RenameColumn => {
+                let from = current_column(source, table).await;
+                let to = COLUMNS.iter().find(|c| **c != from).unwrap().to_string();
+                (
+                    format!("ALTER TABLE {table} RENAME COLUMN {from} TO {to}"),
+                    Expect::Column { from, to },
+                )
+            }
+            Scenario::Truncate => {
+                let max: i64 = source
+                    .query_one(&format!("select coalesce(max(id), 0) from {table}"), &[])
+                    .await
+                    .expect("max id")
+                    .get(0);
+                (format!("TRUNCATE {table}"), Expect::RowsUpTo(max))
+            }
+        }
+    }
+
+    /// Asserts the source shows what the outcome says.
+    async fn check(
+        self,
+        source: &tokio_postgres::Client,
+        table: &str,
+        failpoint: &str,
+        outcome: &str,
+        expect: &Expect,
+    ) {
+        let succeeded = outcome == "succeeded";
+        match expect {
+            Expect::Column { from, to } => {
+                let now = current_column(source, table).await;
+                assert_eq!(
+                    &now,
+                    if succeeded { to } else { from },
+                    "{failpoint}: the source column after a {outcome} rename"
+                );
+            }
+            Expect::RowsUpTo(max) => {
+                let left: i64 = source
+                    .query_one(
+                        &format!("select count(*) from {table} where id <= $1"),
+                        &[max],
+                    )
+                    .await
+                    .expect("rows left")
+                    .get(0);
+                assert_eq!(
+                    left == 0,
+                    succeeded,
+                    "{failpoint}: {left} rows up to id {max} left after a {outcome} TRUNCATE"
+                );
+            }
+        }
+    }
+}
+
+/// The distinct step kinds of the statement's plan, in plan order (`lockstep ddl plan`).
 fn plan_step_kinds(dir: &Path, pipeline: &Path, sql: &str) -> Vec<String> {
     let out = support::lockstep_command(dir)
         .args(["ddl", "plan", "--pipeline"])
@@ -77,7 +190,7 @@ fn plan_step_kinds(dir: &Path, pipeline: &Path, sql: &str) -> Vec<String> {
         }
     }
     println!(
-        "RENAME COLUMN plan: {}",
+        "{sql}: {}",
         plans[0]["steps"]
             .as_array()
             .unwrap()
@@ -289,7 +402,7 @@ fn plain(line: &str) -> String {
 /// One kill: what happened.
 struct Kill {
     failpoint: String,
-    rename: String,
+    change: String,
     outcome: String,
     /// From the apply request to the failpoint, and from the restart to the operation's end.
     to_failpoint: Duration,
@@ -300,8 +413,17 @@ struct Kill {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
+    killed_at_each_step_kind(Scenario::RenameColumn, "ddlcrash").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_killed_at_each_step_kind_of_a_quiesced_truncate_recovers_and_verifies() {
+    killed_at_each_step_kind(Scenario::Truncate, "ddlcrasht").await;
+}
+
+async fn killed_at_each_step_kind(scenario: Scenario, prefix: &str) {
     let stack = Stack::get();
-    let name = unique_name("ddlcrash");
+    let name = unique_name(prefix);
     let slot = ConnectorSlot::default();
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path().to_path_buf();
@@ -357,23 +479,13 @@ async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
             txs.clone(),
         ));
 
-        let kinds = plan_step_kinds(
-            &d,
-            &pipeline,
-            &format!("ALTER TABLE {table} RENAME COLUMN amount TO total"),
-        );
-        for k in [
-            "pause_connector",
-            "source_ddl",
-            "hold_sink_table",
-            "resume_connector",
-            "wait_sink_applied",
-            "target_ddl",
-            "release_sink_table",
-        ] {
+        let (example, _) = scenario.next(&source, &table).await;
+        let kinds = plan_step_kinds(&d, &pipeline, &example);
+        for k in scenario.required_kinds() {
             assert!(
                 kinds.iter().any(|have| have == k),
-                "the rename's plan has no {k}: {kinds:?}"
+                "the {} plan has no {k}: {kinds:?}",
+                scenario.label()
             );
         }
         // Every kind, after then before; LOCKSTEP_CRASH_FAILPOINTS=kind:when,... narrows it
@@ -389,16 +501,14 @@ async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
         let http = reqwest::Client::new();
         let mut kills: Vec<Kill> = Vec::new();
         for (n, failpoint) in failpoints.iter().enumerate() {
-            let from = current_column(&source, &table).await;
-            let to = COLUMNS.iter().find(|c| **c != from).unwrap().to_string();
-            let rename = format!("ALTER TABLE {table} RENAME COLUMN {from} TO {to}");
+            let (change, expect) = scenario.next(&source, &table).await;
             let port = free_port().expect("port");
             let log = d.join(format!("serve-{n}.log"));
             let mut serve = start_serve(&d, &stack, &pipeline, port, &log, Some(failpoint)).await;
             let started = Instant::now();
             let resp = http
                 .post(format!("http://127.0.0.1:{port}/api/v1/ddl/operations"))
-                .json(&serde_json::json!({"pipeline": name, "sql": rename, "actor": "crash-test"}))
+                .json(&serde_json::json!({"pipeline": name, "sql": change, "actor": "crash-test"}))
                 .send()
                 .await
                 .expect("apply request");
@@ -479,7 +589,7 @@ async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
                 .map(|d| d["held_at_boundary"].to_string())
                 .unwrap_or_else(|| "-".into());
             println!(
-                "{failpoint}: operation {id} ({rename}) {outcome} in {:.1} s after the restart; held at the boundary: {held}\n  {}",
+                "{failpoint}: operation {id} ({change}) {outcome} in {:.1} s after the restart; held at the boundary: {held}\n  {}",
                 to_end.as_secs_f64(),
                 recovered.join("\n  ")
             );
@@ -487,12 +597,9 @@ async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
                 outcome == "succeeded" || outcome == "compensated",
                 "{failpoint}: operation {id} ended {outcome}: {op:#}\nserve log:\n{restart_text}"
             );
-            let now = current_column(&source, &table).await;
-            assert_eq!(
-                &now,
-                if outcome == "succeeded" { &to } else { &from },
-                "{failpoint}: the source column after a {outcome} rename"
-            );
+            scenario
+                .check(&source, &table, failpoint, &outcome, &expect)
+                .await;
             assert!(
                 sink.0.try_wait().expect("sink status").is_none(),
                 "the sink exited: {}",
@@ -500,7 +607,10 @@ async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
             );
             kills.push(Kill {
                 failpoint: failpoint.clone(),
-                rename: format!("{from} → {to}"),
+                change: match &expect {
+                    Expect::Column { from, to } => format!("{from} → {to}"),
+                    Expect::RowsUpTo(max) => format!("ids ≤ {max}"),
+                },
                 outcome,
                 to_failpoint,
                 to_end,
@@ -543,14 +653,18 @@ async fn service_killed_at_each_step_kind_of_a_rename_recovers_and_verifies() {
         assert!(failed.is_none(), "the connector went FAILED: {failed:?}");
 
         println!(
-            "\n{:<28} {:<16} {:<10} {:>10} {:>14}  HELD AT THE BOUNDARY",
-            "FAILPOINT (SIGKILL)", "RENAME", "OUTCOME", "TO KILL s", "RESTART→END s"
+            "\n{:<32} {:<16} {:<10} {:>10} {:>14}  HELD AT THE BOUNDARY",
+            "FAILPOINT (SIGKILL)",
+            scenario.label(),
+            "OUTCOME",
+            "TO KILL s",
+            "RESTART→END s"
         );
         for k in &kills {
             println!(
-                "{:<28} {:<16} {:<10} {:>10.1} {:>14.1}  {}",
+                "{:<32} {:<16} {:<10} {:>10.1} {:>14.1}  {}",
                 k.failpoint,
-                k.rename,
+                k.change,
                 k.outcome,
                 k.to_failpoint.as_secs_f64(),
                 k.to_end.as_secs_f64(),

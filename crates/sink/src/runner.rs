@@ -857,8 +857,9 @@ impl Sink {
         })?;
         let mut table = self.target.table(table_name).await?;
         let planned = match self.target.plan(&table, &batch) {
-            Err(ApplyError::SchemaDrift { .. }) => {
-                // The target may have caught up since the catalog was cached.
+            Err(ApplyError::SchemaDrift { .. } | ApplyError::KeyMismatch { .. }) => {
+                // The target may have caught up since the catalog was cached (new columns,
+                // or a primary key changed with the source's by a key-change plan).
                 self.target.forget(table_name);
                 table = self.target.table(table_name).await?;
                 self.target.plan(&table, &batch)?
