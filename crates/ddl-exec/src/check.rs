@@ -244,12 +244,32 @@ pub async fn check_pipeline(
     pipeline: &DdlPipeline,
     connect: Option<&ConnectClient>,
 ) -> Vec<Finding> {
+    // The sink replicates the file's topics with the runtime changes lockstep made (CREATE /
+    // DROP / RENAME TABLE) applied: check those. Should the target not answer, its finding
+    // below says so and the file's topics are checked.
+    let runtime = match TargetDb::connect(&pipeline.sink.target).await {
+        Ok(mut target) => target
+            .runtime_topics(&pipeline.sink.name)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let merged = pipeline.with_runtime_topics(&runtime);
+    let pipeline = &merged;
     let mut out = vec![finding(
         "pipeline file",
         Status::Ok,
         format!(
-            "{} table(s): {}",
+            "{} table(s){}: {}",
             pipeline.tables.len(),
+            if runtime.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (the file's topics with {} runtime change(s) lockstep made)",
+                    runtime.len()
+                )
+            },
             pipeline
                 .tables
                 .iter()

@@ -78,8 +78,10 @@ pub struct Capabilities {
     /// The sink's `schema_drift` policy is `block`: it stops a table at its first change the
     /// target cannot take, which is how a boundary plan holds it at the DDL.
     pub block_policy: bool,
-    /// Run RENAME TABLE's held new topic anyway (tests only; see `missing`).
-    pub experimental_hold: bool,
+    /// One sink process applies the pipeline (`assignment.instances: 1`): a hold or a topic
+    /// change asked through its API reaches every partition. Scaled out, the others would
+    /// see it only at their next start.
+    pub single_sink: bool,
 }
 
 impl Capabilities {
@@ -91,7 +93,7 @@ impl Capabilities {
                 pipeline.sink.schema_drift,
                 lockstep_sink::DriftPolicy::Block
             ),
-            experimental_hold: std::env::var_os("LOCKSTEP_EXPERIMENTAL_BOUNDARY").is_some(),
+            single_sink: pipeline.sink.assignment.instances <= 1,
         }
     }
 }
@@ -117,22 +119,23 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
         | StepKind::IncrementalSnapshotSignal { .. }
         | StepKind::WaitSnapshotCompleted { .. } => (!caps.connect).then_some(needs_connect),
         StepKind::UpdatePublication { .. } => None,
-        // Reading a topic from its first record needs no hold (CREATE TABLE); a held new
-        // topic (RENAME TABLE) is a boundary hold, gated like the others below.
-        StepKind::AddSinkTable { held: false, .. } | StepKind::RemoveSinkTable { .. } => {
+        // A drift hold happens in every process that meets the change; these are asked of one.
+        StepKind::HoldSinkTable { quiesced: true, .. }
+        | StepKind::AddSinkTable { .. }
+        | StepKind::RemoveSinkTable { .. }
+            if !caps.single_sink =>
+        {
+            Some("a sink run as one process: the pipeline's sink is scaled out (assignment.instances > 1), and a hold or topic change asked through source.sink_api reaches only that process (the others see it at their next start)")
+        }
+        // A topic read from its first record (CREATE TABLE), or held from it until the target
+        // table is renamed (RENAME TABLE, whose old table is quiesced across the rename: a
+        // change made under the old name and decoded after the connector's restart would
+        // lose its key, Debezium looking it up by the old name; ddl_tables.rs found that).
+        StepKind::AddSinkTable { .. } | StepKind::RemoveSinkTable { .. } => {
             (!caps.sink_api).then_some(
                 "the running sink's API in the pipeline file (source.sink_api), to add or remove its topics",
             )
         }
-        // RENAME TABLE. Its real-stack test (crates/lockstep/tests/ddl_tables.rs) found that a
-        // change written just before the rename and decoded after the connector restarted
-        // (the include-list update) can lose its key: Debezium looks the key up by the old
-        // name. Fail closed until the table's writes are quiesced across the rename.
-        StepKind::AddSinkTable { held: true, .. } if !caps.experimental_hold => {
-            Some("RENAME TABLE with writes quiesced across the connector's restart (not built yet: a change decoded after the rename can lose its key; LOCKSTEP_EXPERIMENTAL_BOUNDARY=1 runs it for testing)")
-        }
-        StepKind::AddSinkTable { held: true, .. } => (!caps.sink_api)
-            .then_some("the running sink's API in the pipeline file (source.sink_api)"),
         // The boundary hold. Offered since it passed the soak (crates/lockstep/tests/ddl_soak.rs:
         // RENAME COLUMN under ~280 tx/s) and the crash test (ddl_crash.rs: the service killed
         // before and after every step kind of the plan); the sink bug its first test found
@@ -142,7 +145,7 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
             quiesced: false,
             ..
         } => Some(
-            "a sink hold at a source position (not built yet): the sink holds a table only where its events stop fitting the target (RENAME COLUMN) or where the table is quiesced (TRUNCATE, key changes), and this change (a type conversion) has neither",
+            "a hold the sink can keep: it holds a table where its events stop fitting the target (RENAME COLUMN) or once the table is quiesced and drained (conversions, TRUNCATE), and this step is neither (a plan stored by another lockstep version? plan the DDL again)",
         ),
         StepKind::HoldSinkTable { drift: true, .. } if !caps.block_policy => {
             Some("the sink's schema_drift policy `block` (it holds the table at the DDL)")
@@ -1361,7 +1364,7 @@ mod tests {
             connect: true,
             sink_api: true,
             block_policy: true,
-            experimental_hold: false,
+            single_sink: true,
         };
         let t = QualifiedName::new("public", "t");
         let hold = |drift| StepKind::HoldSinkTable {
@@ -1384,6 +1387,10 @@ mod tests {
             connect: false,
             ..caps
         };
+        let scaled_out = Capabilities {
+            single_sink: false,
+            ..caps
+        };
         let new_topic = |held| StepKind::AddSinkTable {
             source_table: t.clone(),
             topic: "p.public.t".into(),
@@ -1397,10 +1404,6 @@ mod tests {
             block_policy: false,
             ..caps
         };
-        let experimental = Capabilities {
-            experimental_hold: true,
-            ..caps
-        };
         let cases: Vec<(&str, StepKind, Capabilities, Option<&str>)> = vec![
             (
                 "RENAME COLUMN's hold (drift marks it)",
@@ -1412,13 +1415,7 @@ mod tests {
                 "a hold nothing in the events marks",
                 hold(false),
                 caps,
-                Some("source position"),
-            ),
-            (
-                "not even with the test flag",
-                hold(false),
-                experimental,
-                Some("source position"),
+                Some("quiesced and drained"),
             ),
             (
                 "a drift hold needs the block policy",
@@ -1436,6 +1433,18 @@ mod tests {
                 "a quiesced hold is asked for: no block policy needed",
                 quiesced_hold.clone(),
                 no_block,
+                None,
+            ),
+            (
+                "a quiesced hold is asked of one sink process",
+                quiesced_hold.clone(),
+                scaled_out,
+                Some("scaled out"),
+            ),
+            (
+                "a drift hold happens in every process",
+                hold(true),
+                scaled_out,
                 None,
             ),
             (
@@ -1490,17 +1499,18 @@ mod tests {
                 caps,
                 None,
             ),
+            ("RENAME TABLE's held topic", new_topic(true), caps, None),
             (
-                "RENAME TABLE's held topic",
-                new_topic(true),
-                caps,
-                Some("RENAME TABLE"),
+                "a topic change is asked of one sink process",
+                new_topic(false),
+                scaled_out,
+                Some("scaled out"),
             ),
             (
-                "RENAME TABLE with the test flag",
+                "a held topic needs the sink's API",
                 new_topic(true),
-                experimental,
-                None,
+                no_api,
+                Some("sink_api"),
             ),
         ];
         for (name, kind, caps, expected) in cases {

@@ -584,7 +584,14 @@ async fn observe_lag(
         .set("group.id", format!("lockstep-guardrails-{}", sink.name))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
-    let topics = sink.kafka.topics.clone();
+    // The sink reads the file's topics with the runtime changes (CREATE / DROP / RENAME
+    // TABLE) applied; a new topic the broker does not have yet has no records to lag.
+    let runtime = bounded(timeout, "reading the sink's runtime topics", async {
+        let mut db = crate::target::TargetDb::connect(&sink.target).await?;
+        db.runtime_topics(&sink.name).await
+    })
+    .await?;
+    let topics = lockstep_sink::topics::effective_topics(&sink.kafka.topics, &runtime);
     let task =
         tokio::task::spawn_blocking(move || read_partitions(config, topics, committed, timeout));
     match tokio::time::timeout(timeout * 3 + Duration::from_secs(1), task).await {

@@ -14,10 +14,8 @@ use crate::{PlanError, PlanErrorKind, PlanErrors};
 const INCLUDE_LIST: &str = "table.include.list";
 /// Mark recorded with (or right after) the source DDL.
 const MARK: &str = "ddl";
-/// Mark recorded once the table is quiesced (key changes).
+/// Mark recorded once the tables are quiesced (key changes, skipped TRUNCATE, RENAME TABLE).
 const QUIESCED: &str = "quiesced";
-/// Mark recorded once a reconfigured connector runs again (RENAME TABLE).
-const CAUGHT_UP: &str = "connector_caught_up";
 
 /// Plan every statement of a classified script. All or nothing: if any statement cannot
 /// be planned, every reason is returned and no plan.
@@ -171,22 +169,29 @@ impl<'a> Builder<'a> {
         );
     }
 
-    /// Change the target exactly where the source changed: pause the connector, run the
-    /// source DDL with a mark in its transaction, hold the sink's tables at the mark,
-    /// resume, wait until the sink reached it, change the target, release.
+    /// Change the target exactly where the source changed. When the change makes the next
+    /// events carry a column the target lacks (RENAME COLUMN), the sink's `block` policy
+    /// stops the table there: pause the connector, run the source DDL with a mark in its
+    /// transaction, hold the sink's tables at the mark, resume, wait until the sink reached
+    /// it, change the target, release. Otherwise nothing in the events marks the position
+    /// (a type conversion): [`Builder::quiesced_change`].
     fn at_boundary(&mut self, s: &Statement, tables: &[QualifiedName], target: &[TargetOp]) {
-        self.pause();
-        self.source(s, Some(MARK), false);
         let drift = s
             .changes
             .iter()
             .all(|c| matches!(c.change, Change::RenameColumn { .. }));
+        if !drift {
+            self.quiesced_change(s, tables, target);
+            return;
+        }
+        self.pause();
+        self.source(s, Some(MARK), false);
         for t in tables {
             self.push(
                 StepKind::HoldSinkTable {
                     table: t.clone(),
                     at_mark: Some(MARK.into()),
-                    drift,
+                    drift: true,
                     quiesced: false,
                 },
                 None,
@@ -194,6 +199,31 @@ impl<'a> Builder<'a> {
         }
         self.resume();
         self.wait(MARK, tables);
+        self.targets(target);
+        for t in tables {
+            self.push(StepKind::ReleaseSinkTable { table: t.clone() }, None);
+        }
+    }
+
+    /// Change the target exactly where the source changed when nothing in the events marks
+    /// the position (a type conversion, a TRUNCATE the connector skips): quiesce the tables,
+    /// drain them, hold them in the sink, run the source DDL in the quiesce session and
+    /// commit it, change the target, release.
+    fn quiesced_change(&mut self, s: &Statement, tables: &[QualifiedName], target: &[TargetOp]) {
+        self.quiesce(tables);
+        for t in tables {
+            self.push(
+                StepKind::HoldSinkTable {
+                    table: t.clone(),
+                    at_mark: None,
+                    drift: false,
+                    quiesced: true,
+                },
+                Some(StepKind::ReleaseSinkTable { table: t.clone() }),
+            );
+        }
+        self.source(s, None, true);
+        self.commit_quiesced(tables);
         self.targets(target);
         for t in tables {
             self.push(StepKind::ReleaseSinkTable { table: t.clone() }, None);
@@ -496,7 +526,15 @@ pub fn plan_statement(
             if work.snapshot {
                 b.snapshot(&tables, false).map_err(r)?;
             }
-            notes.push("the connector is paused only while the source DDL runs; the sink holds the table from the DDL's position until the target has changed".into());
+            let quiesced = b
+                .steps
+                .iter()
+                .any(|s| matches!(s.kind, StepKind::QuiesceSourceTable { .. }));
+            notes.push(if quiesced {
+                "writes to the table wait (reads go on) from the quiesce until the source DDL commits; the sink holds the table from there until the target has changed".into()
+            } else {
+                "the connector is paused only while the source DDL runs; the sink holds the table from the DDL's position until the target has changed".into()
+            });
         }
         Strategy::KeyChange => {
             b.quiesce(&tables);
@@ -609,12 +647,13 @@ pub fn plan_statement(
             }
             // The include-list change restarted the connector. Debezium reads a table's key
             // columns by its name when it first decodes the table after a start, so a change
-            // made under the old name and decoded after the rename would lose its key: let
-            // the connector catch up with the source before the rename.
-            b.mark(CAUGHT_UP);
-            b.wait(CAUGHT_UP, &tables);
-            b.source(s, Some(MARK), false);
-            b.wait(MARK, &tables);
+            // made under the old name and decoded after the rename committed would lose its
+            // key. Quiesced and drained, the table has no such change: every one made under
+            // the old name is applied before the rename, which runs in the quiesce session;
+            // the old topic ends there, and the new one is held until the target is renamed.
+            b.quiesce(&tables);
+            b.source(s, None, true);
+            b.commit_quiesced(&tables);
             b.targets(&work.after);
             for (old, n) in &renames {
                 b.push(StepKind::ReleaseSinkTable { table: n.clone() }, None);
@@ -636,27 +675,8 @@ pub fn plan_statement(
                 b.wait(MARK, &tables);
                 notes.push("the connector emits TRUNCATE events and the sink applies them in order: nothing to mirror by hand".into());
             } else {
-                // Nothing in the stream marks where a skipped TRUNCATE was: quiesce the
-                // table, drain it, hold it in the sink, truncate the source in the quiesce
-                // session, then the target, then let the sink go on.
-                b.quiesce(&tables);
-                for t in &tables {
-                    b.push(
-                        StepKind::HoldSinkTable {
-                            table: t.clone(),
-                            at_mark: None,
-                            drift: false,
-                            quiesced: true,
-                        },
-                        Some(StepKind::ReleaseSinkTable { table: t.clone() }),
-                    );
-                }
-                b.source(s, None, true);
-                b.commit_quiesced(&tables);
-                b.targets(&work.after);
-                for t in &tables {
-                    b.push(StepKind::ReleaseSinkTable { table: t.clone() }, None);
-                }
+                // Nothing in the stream marks where a skipped TRUNCATE was.
+                b.quiesced_change(s, &tables, &work.after);
                 notes.push("writes to the table wait (reads go on) from the quiesce until the source TRUNCATE commits; the sink holds the table from there until the target is truncated".into());
             }
         }

@@ -179,9 +179,25 @@ fn step_sequence_per_class() {
             "ALTER TABLE orders RENAME COLUMN note TO remark",
             vec![AUDIT, PAUSE, SOURCE, HOLD, RESUME, WAIT, TARGET, RELEASE, VERIFY, AUDIT],
         ),
+        // a conversion leaves no mark in the events: quiesce, drain, hold, both, release
         (
             "ALTER TABLE orders ALTER COLUMN note TYPE integer USING note::integer",
-            vec![AUDIT, PAUSE, SOURCE, HOLD, RESUME, WAIT, TARGET, RELEASE, SIGNAL, SNAPSHOT_DONE, VERIFY, ROWS, AUDIT],
+            vec![
+                AUDIT,
+                "quiesce_source_table",
+                MARK,
+                WAIT,
+                HOLD,
+                SOURCE,
+                "release_source_table",
+                TARGET,
+                RELEASE,
+                SIGNAL,
+                SNAPSHOT_DONE,
+                VERIFY,
+                ROWS,
+                AUDIT,
+            ],
         ),
         // primary key: quiesce, drain, stop, both, restart, re-snapshot
         (
@@ -214,15 +230,18 @@ fn step_sequence_per_class() {
             vec![AUDIT, SOURCE, MARK, WAIT, TARGET, "remove_sink_table", "update_connector_config", VERIFY, AUDIT],
         ),
         (
+            // the new name in the connector and the sink (held), the old one quiesced and
+            // drained, the rename in the quiesce session
             "ALTER TABLE customers RENAME TO clients",
             vec![
                 AUDIT,
                 "update_connector_config",
                 "add_sink_table",
+                "quiesce_source_table",
                 MARK,
                 WAIT,
                 SOURCE,
-                WAIT,
+                "release_source_table",
                 TARGET,
                 RELEASE,
                 "remove_sink_table",

@@ -1,12 +1,13 @@
 //! Issue 4's soak: a writer keeps >= 200 transactions/s of inserts, updates and deletes on three
 //! tables flowing through a Debezium PostgreSQL connector and `lockstep sink run` (block policy)
-//! while `lockstep ddl apply` runs every class of change the executor runs today (CREATE and
-//! DROP TABLE included: connector include list, publication, the sink's topics; and a volatile
-//! default, re-snapshotted through Debezium's signal table), a
-//! rapid DDL / DML / DDL run on one table (the case AWS DMS documents as a source of data loss)
+//! while `lockstep ddl apply` runs every class of change issue 4 lists (CREATE, RENAME and
+//! DROP TABLE included: connector include list, publication, the sink's topics; a volatile
+//! default, re-snapshotted through Debezium's signal table; replica identity, unique and
+//! foreign-key constraints, views, indexes, comments), a
+//! rapid DDL / DML / DDL run on one table (the case AWS DMS documents as a source of data loss),
 //! RENAME COLUMN at the boundary, and, each in a quiesce session (writes to the table wait
-//! while the sink drains it), a TRUNCATE the connector skips and a primary-key change (the
-//! connector stopped across it, the table re-snapshotted). Classes refused today
+//! while the sink drains it), a type conversion, a TRUNCATE the connector skips and a
+//! primary-key change (the connector stopped across it, the table re-snapshotted). Classes refused today
 //! are refused cleanly (non-zero exit, a reason, the source schema unchanged). At the end every
 //! table converges, `lockstep verify` finds no difference (the `counter` column every update
 //! increments included: nothing lost, nothing applied twice) and the connector never FAILED.
@@ -63,6 +64,10 @@ impl Tables {
     /// Created by the sequence.
     fn fresh(&self) -> String {
         format!("{}_new", self.base)
+    }
+    /// The name the sequence gives `d` before dropping it.
+    fn d_renamed(&self) -> String {
+        format!("{}_ren", self.d)
     }
     /// Every table in the connector and the pipeline.
     fn replicated(&self) -> [&str; 4] {
@@ -508,6 +513,11 @@ fn sequence(t: &Tables) -> Vec<(&'static str, Kind, String)> {
         ("VALIDATE FK", Ddl, format!("ALTER TABLE {c} VALIDATE CONSTRAINT {c}_fk")),
         ("COMMENT ON TABLE", Ddl, format!("COMMENT ON TABLE {a} IS 'soak'")),
         ("COMMENT ON COLUMN", Ddl, format!("COMMENT ON COLUMN {b}.qty IS 'soak'")),
+        ("DROP INDEX", Ddl, format!("DROP INDEX {a}_qty")),
+        ("DROP VIEW", Ddl, format!("DROP VIEW {a}_v")),
+        ("UNIQUE constraint", Ddl, format!("ALTER TABLE {a} ADD CONSTRAINT {a}_uq UNIQUE (id, counter)")),
+        ("REPLICA IDENTITY USING INDEX", Ddl, format!("ALTER TABLE {a} REPLICA IDENTITY USING INDEX {a}_uq")),
+        ("REPLICA IDENTITY FULL", Ddl, format!("ALTER TABLE {c} REPLICA IDENTITY FULL")),
         ("DROP COLUMN", Ddl, format!("ALTER TABLE {a} DROP COLUMN old")),
         ("SET NOT NULL", Ddl, format!("ALTER TABLE {c} ALTER COLUMN amount SET NOT NULL")),
         // The rapid run on one table: DDL, DML using the new column, DDL.
@@ -515,9 +525,15 @@ fn sequence(t: &Tables) -> Vec<(&'static str, Kind, String)> {
         ("rapid: DML", Dml, format!("UPDATE {c} SET rapid = 'r' || id, counter = counter + 1 WHERE id <= 50")),
         ("rapid: ADD COLUMN default", Ddl, format!("ALTER TABLE {c} ADD COLUMN rapid2 integer DEFAULT 3")),
         ("CREATE TABLE", Ddl, format!("CREATE TABLE {} (id bigint primary key, v text)", t.fresh())),
+        // The created table is still empty: the source takes it.
+        ("ADD COLUMN NOT NULL without default", Ddl, format!("ALTER TABLE {} ADD COLUMN must integer NOT NULL", t.fresh())),
         ("ADD COLUMN volatile default (re-snapshot)", Ddl, format!("ALTER TABLE {a} ADD COLUMN c_ts timestamptz DEFAULT now()")),
-        ("DROP TABLE", Ddl, format!("DROP TABLE {}", t.d)),
+        ("RENAME TABLE", Ddl, format!("ALTER TABLE {} RENAME TO {}", t.d, t.d_renamed())),
+        ("DROP TABLE", Ddl, format!("DROP TABLE {}", t.d_renamed())),
         ("RENAME COLUMN (boundary)", Boundary, format!("ALTER TABLE {a} RENAME COLUMN note TO remark")),
+        // A conversion rewrites the stored values without change events and leaves no mark
+        // in the events: quiesced, drained, held, converted on both sides, re-snapshotted.
+        ("ALTER TYPE conversion (quiesced)", Ddl, format!("ALTER TABLE {a} ALTER COLUMN amount TYPE bigint USING (amount * 100)::bigint")),
         // The connector skips truncates (Debezium's default skipped.operations=t): quiesced,
         // drained, held in the sink, truncated on both sides.
         ("TRUNCATE (quiesced)", Ddl, format!("TRUNCATE {c}")),
@@ -632,7 +648,7 @@ async fn cleanup(
         if let Ok(c) = stack.pg(&db).await {
             let _ = c
                 .batch_execute(&format!(
-                    "drop view if exists {a}_v; drop table if exists {d}, {c}, {b}_renamed, {b}, {a}, {base}_new, {base}_sig cascade",
+                    "drop view if exists {a}_v; drop table if exists {d}, {d}_ren, {c}, {b}_renamed, {b}, {a}, {base}_new, {base}_sig cascade",
                     a = t.a,
                     b = t.b,
                     c = t.c,
@@ -789,15 +805,16 @@ async fn soak_ddl_sequence_under_200_tps_replicates_and_verifies() {
             let lag = peak_lag(&lag_before, &lag_buckets(rig.port).await);
             timings.push((class.to_string(), code, took, held, lag));
         }
-        assert!(
-            !table_exists(&target, &t.d).await && !table_exists(&source, &t.d).await,
-            "DROP TABLE left {} behind",
-            t.d
-        );
+        for table in [t.d.clone(), t.d_renamed()] {
+            assert!(
+                !table_exists(&target, &table).await && !table_exists(&source, &table).await,
+                "RENAME TABLE and DROP TABLE left {table} behind",
+            );
+        }
         // The created table replicates: rows written now reach the target.
         source
             .batch_execute(&format!(
-                "insert into {} select g, 'v' || g from generate_series(1, 200) g",
+                "insert into {} select g, 'v' || g, g from generate_series(1, 200) g",
                 t.fresh()
             ))
             .await
@@ -1024,7 +1041,8 @@ async fn baseline_same_sequence_without_lockstep_blocks_and_drifts() {
             "without lockstep the target should not have {}",
             t.fresh()
         );
-        // DROP TABLE straight on the source: the target keeps the table (silent drift).
+        // RENAME TABLE, then DROP TABLE of the renamed one, straight on the source: the target
+        // keeps the table under its old name (silent drift).
         assert!(
             !table_exists(&source, &t.d).await && table_exists(&target, &t.d).await,
             "without lockstep the target should still have {}",

@@ -45,23 +45,10 @@ fn source_section(stack: &Stack, name: &str, sink_api: &str) -> String {
 }
 
 async fn ddl_apply(dir: &Path, connect_url: &str, sql: &str) -> String {
-    ddl_apply_with(dir, connect_url, sql, None).await
-}
-
-async fn ddl_apply_with(
-    dir: &Path,
-    connect_url: &str,
-    sql: &str,
-    env: Option<(&'static str, &'static str)>,
-) -> String {
     let (dir, connect_url, sql) = (dir.to_path_buf(), connect_url.to_string(), sql.to_string());
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || {
-        let mut command = support::lockstep_command(&dir);
-        if let Some((k, v)) = env {
-            command.env(k, v);
-        }
-        command
+        support::lockstep_command(&dir)
             .args(["ddl", "apply", "--pipeline", "p.yaml", "--sql", &sql])
             .args(["--actor", "e2e", "--connect-url", &connect_url])
             .output()
@@ -493,9 +480,9 @@ async fn create_and_drop_table_through_connector_publication_and_sink() {
     with_cleanup(body, cleanup).await;
 }
 
-/// RENAME TABLE (behind `LOCKSTEP_EXPERIMENTAL_BOUNDARY`: see `missing` in ddl-exec's exec.rs):
-/// the new name joins the include list, the sink reads its new topic held until the target
-/// table is renamed at the DDL's position, then the old topic and name leave.
+/// RENAME TABLE: the new name joins the include list, the sink reads its new topic held until
+/// the target table is renamed; the old table is quiesced and drained, renamed in the quiesce
+/// session, then the old topic and name leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rename_table_moves_the_sink_to_the_new_topic() {
     let stack = Stack::get();
@@ -589,11 +576,10 @@ async fn rename_table_moves_the_sink_to_the_new_topic() {
             })
         };
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let report = ddl_apply_with(
+        let report = ddl_apply(
             &d,
             &stack.connect_url,
             &format!("ALTER TABLE {old} RENAME TO {new}"),
-            Some(("LOCKSTEP_EXPERIMENTAL_BOUNDARY", "1")),
         )
         .await;
         tokio::time::sleep(Duration::from_millis(500)).await;

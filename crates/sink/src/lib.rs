@@ -42,6 +42,7 @@ pub mod control;
 pub mod dlq;
 pub mod drain;
 mod fetcher;
+pub mod holds;
 pub mod mariadb;
 pub mod metrics;
 pub mod mysql_sql;

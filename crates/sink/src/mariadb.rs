@@ -300,6 +300,31 @@ impl MariaDbTarget {
         Ok(rows.into_iter().map(RuntimeTopic::from_my_row).collect())
     }
 
+    /// The tables held on request (`crate::holds`), creating their table when missing.
+    pub async fn load_holds(&mut self, pipeline: &str) -> Result<Vec<String>, ApplyError> {
+        use crate::holds::{MY_HOLDS_DDL, MY_HOLDS_SELECT};
+        self.conn.query_drop(MY_HOLDS_DDL).await.map_err(db_error)?;
+        self.conn
+            .exec(MY_HOLDS_SELECT, (pipeline,))
+            .await
+            .map_err(db_error)
+    }
+
+    /// Records a hold (`held`) or its release.
+    pub async fn save_hold(
+        &mut self,
+        pipeline: &str,
+        table: &str,
+        held: bool,
+    ) -> Result<(), ApplyError> {
+        use crate::holds::{MY_HOLD_DELETE, MY_HOLD_INSERT};
+        let sql = if held { MY_HOLD_INSERT } else { MY_HOLD_DELETE };
+        self.conn
+            .exec_drop(sql, (pipeline, table))
+            .await
+            .map_err(db_error)
+    }
+
     /// Records a runtime topic change (an upsert: the latest change of a topic wins).
     pub async fn save_topic(
         &mut self,

@@ -164,6 +164,37 @@ impl PgTarget {
         Ok(rows.iter().map(RuntimeTopic::from_pg_row).collect())
     }
 
+    /// The tables held on request (`crate::holds`), creating their table when missing.
+    pub async fn load_holds(&self, pipeline: &str) -> Result<Vec<String>, ApplyError> {
+        use crate::holds::{PG_HOLDS_DDL, PG_HOLDS_SELECT};
+        self.client
+            .batch_execute(PG_HOLDS_DDL)
+            .await
+            .map_err(db_error)?;
+        let rows = self
+            .client
+            .query(PG_HOLDS_SELECT, &[&pipeline])
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Records a hold (`held`) or its release.
+    pub async fn save_hold(
+        &self,
+        pipeline: &str,
+        table: &str,
+        held: bool,
+    ) -> Result<(), ApplyError> {
+        use crate::holds::{PG_HOLD_DELETE, PG_HOLD_INSERT};
+        let sql = if held { PG_HOLD_INSERT } else { PG_HOLD_DELETE };
+        self.client
+            .execute(sql, &[&pipeline, &table])
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
     /// Records a runtime topic change (an upsert: the latest change of a topic wins).
     pub async fn save_topic(
         &self,

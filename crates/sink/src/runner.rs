@@ -139,6 +139,8 @@ pub struct Sink {
     handle: SinkHandle,
     /// Topics added or removed at runtime (`crate::topics`).
     topics: topics::Topics,
+    /// The holds on request recorded in the target (`crate::holds`).
+    recorded_holds: BTreeSet<String>,
 }
 
 impl Sink {
@@ -182,6 +184,16 @@ impl Sink {
             .create()
             .map_err(|e| ApplyError::Kafka(format!("creating the consumer: {e}")))?;
 
+        // Holds asked for before a restart still hold (`crate::holds`).
+        let recorded_holds: BTreeSet<String> = target
+            .load_holds(&pipeline.name)
+            .await?
+            .into_iter()
+            .collect();
+        for table in &recorded_holds {
+            tracing::info!(pipeline = %pipeline.name, table = %table, "table held on request before the restart: held again");
+            handle.hold(table);
+        }
         // The file's topics with the runtime ones (added / removed by `lockstep ddl`) applied.
         let runtime = target.load_topics(&pipeline.name).await?;
         let (committed, topics, index) =
@@ -223,10 +235,12 @@ impl Sink {
             last_recheck: Instant::now(),
             handle,
             topics,
+            recorded_holds,
         };
         sink.export_slo();
         sink.publish_topics();
         sink.take_commands();
+        sink.record_holds().await?;
         sink.reassign()?;
         sink.publish(SinkState::Running, None);
         tracing::info!(pipeline = %sink.pipeline.name, partitions = sink.committed.len(), "sink started");
@@ -336,6 +350,29 @@ impl Sink {
     /// Marks the sink stopped in its status.
     pub fn stop(&self) {
         self.publish(SinkState::Stopped, None);
+    }
+
+    /// Records the holds on request taken or lifted since the last call, before the status
+    /// shows them: a hold the status shows outlives the process.
+    async fn record_holds(&mut self) -> Result<(), ApplyError> {
+        let now: BTreeSet<String> = self
+            .blocked
+            .values()
+            .filter(|b| b.held_by_request)
+            .map(|b| b.table.clone())
+            .collect();
+        for table in now.difference(&self.recorded_holds) {
+            self.target
+                .save_hold(&self.pipeline.name, table, true)
+                .await?;
+        }
+        for table in self.recorded_holds.difference(&now) {
+            self.target
+                .save_hold(&self.pipeline.name, table, false)
+                .await?;
+        }
+        self.recorded_holds = now;
+        Ok(())
     }
 
     /// Reconciles with the desired state (pause, holds); true when the assignment must change.
@@ -480,6 +517,7 @@ impl Sink {
     pub async fn run_batch(&mut self, wait: Duration) -> Result<Option<BatchStats>, ApplyError> {
         let mut reassign = self.reconcile_topics().await?;
         reassign |= self.take_commands() || self.reseek;
+        self.record_holds().await?;
         reassign |= self.recheck_blocked().await?;
         if reassign {
             self.reassign()?;

@@ -73,6 +73,27 @@ impl Target {
         }
     }
 
+    /// The tables held on request (`crate::holds`).
+    pub async fn load_holds(&mut self, pipeline: &str) -> Result<Vec<String>, ApplyError> {
+        match self {
+            Target::Postgres(t) => t.load_holds(pipeline).await,
+            Target::MariaDb(t) => t.load_holds(pipeline).await,
+        }
+    }
+
+    /// Records a hold on request (`held`) or its release; it outlives the process.
+    pub async fn save_hold(
+        &mut self,
+        pipeline: &str,
+        table: &str,
+        held: bool,
+    ) -> Result<(), ApplyError> {
+        match self {
+            Target::Postgres(t) => t.save_hold(pipeline, table, held).await,
+            Target::MariaDb(t) => t.save_hold(pipeline, table, held).await,
+        }
+    }
+
     /// The catalog's description of a target table, cached until [`Target::forget`].
     pub async fn table(&mut self, name: &str) -> Result<TargetTable, ApplyError> {
         match self {

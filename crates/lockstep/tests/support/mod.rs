@@ -185,8 +185,7 @@ pub async fn lockstep_verify(stack: &Stack, table: &str) -> std::process::Output
 }
 
 /// The lockstep binary for a DDL test: the state store under `dir/state`, run in `dir`, none of
-/// the caller's lockstep settings (config file, cluster, Connect URL, experimental flags,
-/// failpoint) leaking in. Callers add the arguments and the settings they mean.
+/// the caller's lockstep settings (config file, cluster, Connect URL, failpoint) leaking in. Callers add the arguments and the settings they mean.
 pub fn lockstep_command(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
     command
@@ -194,7 +193,6 @@ pub fn lockstep_command(dir: &Path) -> Command {
         .env_remove("LOCKSTEP_CONFIG")
         .env_remove("LOCKSTEP_CLUSTER")
         .env_remove("LOCKSTEP_CONNECT_URL")
-        .env_remove("LOCKSTEP_EXPERIMENTAL_BOUNDARY")
         .env_remove("LOCKSTEP_FAILPOINT")
         .current_dir(dir);
     command
