@@ -911,12 +911,14 @@ impl Executor<'_> {
                 };
                 let facts = self.pipeline.facts();
                 let topics: Vec<String> = tables.iter().map(|t| facts.topic(t)).collect();
-                // A table this plan holds may stop at the boundary instead of catching up.
+                // A table this plan held before this wait may stop at the boundary instead of
+                // catching up (a quiesced table is held only after its drain).
                 let held: Vec<(String, String)> = tables
                     .iter()
                     .filter(|t| {
                         plan.steps.iter().any(|s| {
-                            matches!(&s.kind, StepKind::HoldSinkTable { table, .. } if table == *t)
+                            s.n < n
+                                && matches!(&s.kind, StepKind::HoldSinkTable { table, .. } if table == *t)
                         })
                     })
                     .map(|t| (facts.topic(t), facts.target_table(t).name))
@@ -1126,7 +1128,16 @@ impl Executor<'_> {
             if !crate::tables::snapshot_running(c, connector, tables).await? {
                 let mut clean = true;
                 for t in tables {
-                    match crate::rows::verify_rows(self.pipeline, t, &facts.target_table(t)).await {
+                    // This loop is the retry: one pass per round.
+                    let once = crate::rows::Patience::Once;
+                    match crate::rows::verify_rows_with(
+                        self.pipeline,
+                        t,
+                        &facts.target_table(t),
+                        once,
+                    )
+                    .await
+                    {
                         Ok(_) => {}
                         Err(e @ ExecError::RowsDiffer { .. }) => {
                             clean = false;

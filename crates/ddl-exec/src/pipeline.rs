@@ -22,10 +22,11 @@
 //!   lock_timeout_ms: 2000             # optional plan settings
 //!   ddl_retries: 5
 //!   wait_timeout_ms: 600000
+//!   quiesce_timeout_ms: 30000         # longest drain of a quiesced table (its writes wait)
 //!   guardrails:                       # optional; checked before a DDL starts (crate::guard)
 //!     max_lag_records: 10000          # records the sink has not applied yet, all partitions
 //!     max_lag_seconds: 300            # age of the oldest record it has not applied
-//!     timeout_ms: 10000               # bound of each reading
+//!     timeout_ms: 30000               # bound of each reading
 //! ```
 //!
 //! The pipeline's tables are its topics' tables (`<topic_prefix>.<schema>.<table>`); a topic
@@ -84,6 +85,8 @@ pub struct SourceSettings {
     pub ddl_retries: Option<u32>,
     #[serde(default)]
     pub wait_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub quiesce_timeout_ms: Option<u64>,
     /// Limits of the guardrails checked before a DDL starts (`crate::guard`).
     #[serde(default)]
     pub guardrails: Option<crate::guard::GuardrailLimits>,
@@ -174,6 +177,16 @@ impl DdlPipeline {
         }
         if source.wait_timeout_ms == Some(0) {
             return Err(invalid(path, "source.wait_timeout_ms", "must be positive"));
+        }
+        if source
+            .quiesce_timeout_ms
+            .is_some_and(|t| t == 0 || t > 600_000)
+        {
+            return Err(invalid(
+                path,
+                "source.quiesce_timeout_ms",
+                "must be between 1 and 600000 (writes to a quiesced table wait that long at most)",
+            ));
         }
         if let Some(limits) = &source.guardrails {
             limits
@@ -304,6 +317,10 @@ impl DdlPipeline {
                     .source
                     .wait_timeout_ms
                     .unwrap_or(defaults.wait_timeout_ms),
+                quiesce_timeout_ms: self
+                    .source
+                    .quiesce_timeout_ms
+                    .unwrap_or(defaults.quiesce_timeout_ms),
             },
         }
     }
@@ -356,6 +373,10 @@ tables: {db1.app.lines: {table: order_lines}}
         );
         assert_eq!(f.settings.lock_timeout_ms, 500);
         assert_eq!(f.settings.ddl_retries, PlanSettings::default().ddl_retries);
+        assert_eq!(
+            f.settings.quiesce_timeout_ms,
+            PlanSettings::default().quiesce_timeout_ms
+        );
         assert_eq!(f.publication.map(|p| p.name), Some("pub1".into()));
         assert_eq!(f.signal_table, Some(QualifiedName::new("public", "sig")));
         assert_eq!(f.sink, SinkKind::Lockstep);
@@ -376,6 +397,10 @@ tables: {db1.app.lines: {table: order_lines}}
             (
                 &SOURCE.replace("lock_timeout_ms: 500", "lock_timeout_ms: 0"),
                 "source.lock_timeout_ms",
+            ),
+            (
+                &format!("{SOURCE}  quiesce_timeout_ms: 0\n"),
+                "source.quiesce_timeout_ms",
             ),
             (&SOURCE.replace("public.sig", "sig"), "source.signal_table"),
             (

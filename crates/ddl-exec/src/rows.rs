@@ -31,12 +31,41 @@ fn secret(
     .transpose()
 }
 
+/// How often a row comparison compares the whole table. Either way a differing row is
+/// re-read for up to ten seconds first: under live writes some row is nearly always in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A plan's own check: up to three times.
+    Settle,
+    /// Once: the caller compares again later (a snapshot still being applied).
+    Once,
+}
+
 /// Compare the rows; an error lists the counts of missing, extra and differing rows.
 pub async fn verify_rows(
     pipeline: &DdlPipeline,
     source_table: &QualifiedName,
     target_table: &TargetTable,
 ) -> Result<Value, ExecError> {
+    verify_rows_with(pipeline, source_table, target_table, Patience::Settle).await
+}
+
+/// [`verify_rows`] with the given patience.
+pub async fn verify_rows_with(
+    pipeline: &DdlPipeline,
+    source_table: &QualifiedName,
+    target_table: &TargetTable,
+    patience: Patience,
+) -> Result<Value, ExecError> {
+    let attempts = match patience {
+        Patience::Settle => ATTEMPTS,
+        Patience::Once => 1,
+    };
+    let options = VerifyOptions {
+        max_retries: ROW_RETRIES,
+        retry_delay: ROW_RETRY_DELAY,
+        ..VerifyOptions::default()
+    };
     let s = &pipeline.source;
     let mut source =
         ConnectionSettings::postgres(s.host.clone(), s.port, s.user.clone(), s.database.clone());
@@ -69,11 +98,7 @@ pub async fn verify_rows(
                 target.clone(),
                 TableRef::new(Some(&target_table.schema), target_table.name.clone()),
             ),
-            &VerifyOptions {
-                max_retries: ROW_RETRIES,
-                retry_delay: ROW_RETRY_DELAY,
-                ..VerifyOptions::default()
-            },
+            &options,
         )
         .await
         .map_err(|e| ExecError::RowsDiffer {
@@ -84,11 +109,11 @@ pub async fn verify_rows(
         if differences == 0 {
             break report;
         }
-        if attempt >= ATTEMPTS {
+        if attempt >= attempts {
             return Err(ExecError::RowsDiffer {
                 table: target_table.to_string(),
                 reason: format!(
-                    "{} rows missing, {} extra, {} differing of {} compared, {ATTEMPTS} times {}s apart (run `lockstep verify` for the keys; under constant writes, resume once they slow down)",
+                    "{} rows missing, {} extra, {} differing of {} compared, {attempts} time(s) {}s apart (run `lockstep verify` for the keys; under constant writes, resume once they slow down)",
                     report.missing_count,
                     report.extra_count,
                     report.differing_count,

@@ -75,6 +75,14 @@ pub struct PlanSettings {
     pub ddl_retries: u32,
     /// Longest wait for the sink to reach a position, or for a snapshot to finish.
     pub wait_timeout_ms: u64,
+    /// Longest wait for the sink to drain a quiesced table: writes to it wait meanwhile, so
+    /// a sink far behind undoes the plan (nothing changed) rather than stall them.
+    #[serde(default = "default_quiesce_timeout_ms")]
+    pub quiesce_timeout_ms: u64,
+}
+
+fn default_quiesce_timeout_ms() -> u64 {
+    PlanSettings::default().quiesce_timeout_ms
 }
 
 impl Default for PlanSettings {
@@ -83,6 +91,7 @@ impl Default for PlanSettings {
             lock_timeout_ms: 2_000,
             ddl_retries: 5,
             wait_timeout_ms: 600_000,
+            quiesce_timeout_ms: 30_000,
         }
     }
 }

@@ -246,7 +246,14 @@ impl<'a> Builder<'a> {
             );
         }
         self.mark(QUIESCED);
-        self.wait(QUIESCED, tables);
+        self.push(
+            StepKind::WaitSinkApplied {
+                mark: QUIESCED.into(),
+                tables: tables.to_vec(),
+                timeout_ms: self.facts.settings.quiesce_timeout_ms,
+            },
+            None,
+        );
     }
 
     /// Commit the quiesce sessions, and the DDL run in them: the point of no return.

@@ -308,6 +308,13 @@ fn a_skipped_truncate_runs_in_the_quiesce_session_with_the_table_held() {
         .unwrap();
     assert_eq!(p.point_of_no_return, commit.n);
     assert!(find(WAIT) < find(HOLD) && find(HOLD) < find(SOURCE) && find(SOURCE) < find(TARGET));
+    // Writes wait while the sink drains the table: that wait has its own, short bound.
+    match &p.steps[find(WAIT)].kind {
+        StepKind::WaitSinkApplied { timeout_ms, .. } => {
+            assert_eq!(*timeout_ms, PlanSettings::default().quiesce_timeout_ms)
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         p.steps[find(HOLD)].compensation,
         Compensation::Undo {

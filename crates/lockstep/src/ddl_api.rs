@@ -558,7 +558,7 @@ pub(crate) async fn apply(
         let unfinished = store.unfinished_operations().map_err(store_refusal)?;
         for op in unfinished.iter().filter(|o| o.kind == exec::KIND) {
             let conflict = match stored_claims(&store, &[op.id]) {
-                Ok(theirs) => claims.conflict(&theirs).map(|r| r.to_string()),
+                Ok((theirs, _)) => claims.conflict(&theirs).map(|r| r.to_string()),
                 Err(e) => Some(format!("its plan, which cannot be read ({e:#})")),
             };
             if let Some(resource) = conflict {
@@ -619,7 +619,8 @@ pub(crate) async fn apply(
 }
 
 /// The claims of recorded operations (one script, run in order), from their stored plans.
-fn stored_claims(store: &Store, ids: &[OperationId]) -> anyhow::Result<Claims> {
+/// The claims of the operations' stored plans, and the pipeline file they were recorded with.
+fn stored_claims(store: &Store, ids: &[OperationId]) -> anyhow::Result<(Claims, String)> {
     let mut plans = Vec::new();
     let mut pipeline = String::new();
     for id in ids {
@@ -628,18 +629,18 @@ fn stored_claims(store: &Store, ids: &[OperationId]) -> anyhow::Result<Claims> {
         pipeline = stored.pipeline;
         plans.push(stored.plan);
     }
-    Ok(Claims::of_plans(&pipeline, &plans))
+    Ok((Claims::of_plans(&pipeline, &plans), pipeline))
 }
 
 /// Run accepted operations in the background: queued now, started once nothing running or
 /// accepted before them needs the same tables, change stream or publication.
 fn spawn_run(svc: &DdlService, store: Arc<Store>, ids: Vec<OperationId>, actor: String) {
-    let claims = match stored_claims(&store, &ids) {
-        Ok(claims) => claims,
+    let (claims, pipeline_file) = match stored_claims(&store, &ids) {
+        Ok((claims, file)) => (claims, Ok(file)),
         // Unreadable plans cannot be scheduled beside others: run them alone.
         Err(e) => {
             tracing::warn!("reading the plans of DDL operations {ids:?}: {e:#}; they run alone");
-            Claims::everything()
+            (Claims::everything(), Err(e))
         }
     };
     let ticket = svc.queue.enqueue(claims);
@@ -648,11 +649,8 @@ fn spawn_run(svc: &DdlService, store: Arc<Store>, ids: Vec<OperationId>, actor: 
         ticket.ready().await;
         // Each operation runs against the pipeline file it was recorded with.
         let Some(first) = ids.first() else { return };
-        let pipeline = match store
-            .get(*first)
-            .map_err(anyhow::Error::from)
-            .and_then(|op| Ok(exec::stored_plan(op.id, &op.plan)?))
-            .and_then(|stored| Ok(DdlPipeline::load(std::path::Path::new(&stored.pipeline))?))
+        let pipeline = match pipeline_file
+            .and_then(|file| Ok(DdlPipeline::load(std::path::Path::new(&file))?))
         {
             Ok(p) => p,
             Err(e) => {

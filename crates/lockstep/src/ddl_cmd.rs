@@ -36,6 +36,7 @@ use crate::{exit, AlreadyReported};
     signal_table: public.dbz_signal  # optional: plans with a re-snapshot need it
     lock_timeout_ms: 2000            # optional: source DDL lock_timeout, retries, waits
     ddl_retries: 5
+    quiesce_timeout_ms: 30000        # longest drain of a quiesced table (its writes wait)
     guardrails:                      # optional: limits checked before a DDL starts
       max_lag_records: 10000         # records the sink has not applied yet (default 10000)
       max_lag_seconds: 300           # age of the oldest one (default 300)

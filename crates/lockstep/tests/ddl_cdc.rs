@@ -46,26 +46,12 @@ async fn tables_and_connector(stack: &Stack, name: &str, table: &str, rows: u32)
 /// The pipeline file of `name` / `table` on the stack's PostgreSQL source and target: `top`
 /// lines go before `source:`, `source_extra` lines at the end of it.
 fn pipeline_yaml(stack: &Stack, name: &str, table: &str, top: &str, source_extra: &str) -> String {
-    format!(
-        "name: {name}
-kafka: {{bootstrap_servers: '{kafka}', topics: [{name}.public.{table}]}}
-target: {{engine: postgres, host: {host}, port: {port}, user: {user}, database: {target}, schema: public}}
-batch: {{max_rows: 500, linger_ms: 50}}
-{top}source:
-  engine: postgres
-  host: {host}
-  port: {port}
-  user: {user}
-  database: {source}
-  connectors: [{name}]
-  topic_prefix: {name}
-{source_extra}",
-        kafka = stack.kafka_bootstrap,
-        host = stack.pg_host,
-        port = stack.pg_port,
-        user = stack.pg_user,
-        source = stack.pg_source_db,
-        target = stack.pg_target_db,
+    support::pipeline_yaml(
+        stack,
+        name,
+        &[format!("{name}.public.{table}")],
+        top,
+        source_extra,
     )
 }
 
@@ -340,16 +326,7 @@ async fn add_then_drop_column_while_rows_flow_replicate_and_verify() {
     };
     let cleanup = async move {
         connector.cleanup().await;
-        if let Ok(s) = stack.pg_source().await {
-            let _ = s
-                .batch_execute(&format!("drop table if exists {table}"))
-                .await;
-        }
-        if let Ok(t) = stack.pg(&stack.pg_target_db).await {
-            let _ = t
-                .batch_execute(&format!("drop table if exists {table}"))
-                .await;
-        }
+        support::drop_table(&stack, &table).await;
     };
     with_cleanup(body, cleanup).await;
 }
@@ -487,16 +464,7 @@ async fn apply_killed_while_waiting_for_the_sink_is_resumed() {
     };
     let cleanup = async move {
         connector.cleanup().await;
-        if let Ok(s) = stack.pg_source().await {
-            let _ = s
-                .batch_execute(&format!("drop table if exists {table}"))
-                .await;
-        }
-        if let Ok(t) = stack.pg(&stack.pg_target_db).await {
-            let _ = t
-                .batch_execute(&format!("drop table if exists {table}"))
-                .await;
-        }
+        support::drop_table(&stack, &table).await;
     };
     with_cleanup(body, cleanup).await;
 }
@@ -731,17 +699,112 @@ async fn rename_column_at_the_boundary_while_rows_flow() {
             let _ = child.wait();
         }
         connector.cleanup().await;
-        if let Ok(s) = stack.pg_source().await {
-            let _ = s
-                .batch_execute(&format!("drop table if exists {table}"))
-                .await;
-        }
-        if let Ok(t) = stack.pg(&stack.pg_target_db).await {
-            let _ = t
-                .batch_execute(&format!("drop table if exists {table}"))
-                .await;
-        }
+        support::drop_table(&stack, &table).await;
         drop(dir);
+    };
+    with_cleanup(body, cleanup).await;
+}
+
+/// A quiesced plan (TRUNCATE, skipped by the connector) whose drain outlasts
+/// `quiesce_timeout_ms` is undone: nothing applies the table's topic here, so the sink never
+/// reaches the mark. The apply fails saying so, the operation is compensated, the source table
+/// keeps its rows, and a writer that waited on the quiesce lock goes on once it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quiesce_the_sink_does_not_drain_in_time_is_undone_and_writes_go_on() {
+    let stack = Stack::get();
+    let name = unique_name("ddlqto").replace('_', "-");
+    let table = name.replace('-', "_");
+    let connector = tables_and_connector(&stack, &name, &table, 200).await;
+    let (body_stack, body_name, body_table) = (stack.clone(), name.clone(), table.clone());
+    let body = async move {
+        let stack = body_stack;
+        let (name, table) = (body_name, body_table);
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().to_path_buf();
+        let yaml = pipeline_yaml(
+            &stack,
+            &name,
+            &table,
+            "",
+            "  sink_api: http://127.0.0.1:9\n  quiesce_timeout_ms: 3000\n",
+        );
+        std::fs::write(d.join("p.yaml"), &yaml).unwrap();
+        // The snapshot is in the topic: unapplied records the drain would wait for.
+        let consumer = stack.consumer().expect("consumer");
+        let topic = format!("{name}.public.{table}");
+        lockstep_e2e::eventually(
+            "the snapshot in the topic",
+            Duration::from_secs(120),
+            || {
+                let ends = lockstep_e2e::end_offsets(&consumer, &topic).unwrap_or_default();
+                async move { Ok((ends.values().sum::<i64>() >= 200).then_some(())) }
+            },
+        )
+        .await
+        .expect("snapshot records");
+
+        let source = stack.pg_source().await.expect("source");
+        let apply = {
+            let (d, connect_url, sql) = (
+                d.clone(),
+                stack.connect_url.clone(),
+                format!("TRUNCATE {table}"),
+            );
+            tokio::task::spawn_blocking(move || {
+                support::lockstep_command(&d)
+                    .args(["ddl", "apply", "--pipeline", "p.yaml", "--sql", &sql])
+                    .args(["--connect-url", &connect_url])
+                    .output()
+                    .expect("ddl apply")
+            })
+        };
+        // A write issued while the table is quiesced waits for the lock, then goes on.
+        let quiesced = Instant::now() + Duration::from_secs(60);
+        loop {
+            let locked: i64 = source
+                .query_one(
+                    "select count(*) from pg_locks l join pg_class c on c.oid = l.relation
+                     where c.relname = $1 and l.mode = 'ExclusiveLock' and l.granted",
+                    &[&table],
+                )
+                .await
+                .expect("pg_locks")
+                .get(0);
+            if locked > 0 {
+                break;
+            }
+            assert!(Instant::now() < quiesced, "the table was never quiesced");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let write_started = Instant::now();
+        source
+            .batch_execute(&format!("insert into {table} values (100001, 1, 1.5)"))
+            .await
+            .expect("the write goes on once the quiesce ends");
+        let waited = write_started.elapsed();
+        let output = apply.await.expect("apply task");
+        let report = support::output_text(&output);
+        println!("{report}\nthe write waited {:.2} s", waited.as_secs_f64());
+        assert_ne!(output.status.code(), Some(0), "{report}");
+        assert!(report.contains("compensated"), "{report}");
+        assert!(report.contains("timed out waiting for"), "{report}");
+        assert!(
+            waited > Duration::from_millis(500),
+            "the write did not wait for the quiesce ({waited:?})"
+        );
+        let rows: i64 = source
+            .query_one(&format!("select count(*) from {table}"), &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(
+            rows, 201,
+            "the undone TRUNCATE left the source's rows in place"
+        );
+    };
+    let cleanup = async move {
+        connector.cleanup().await;
+        support::drop_table(&stack, &table).await;
     };
     with_cleanup(body, cleanup).await;
 }

@@ -22,25 +22,12 @@ fn lockstep(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn pipeline_yaml(stack: &Stack, prefix: &str, table: &str, extra: &str) -> String {
-    format!(
-        "name: {prefix}
-kafka: {{bootstrap_servers: '{kafka}', topics: [{prefix}.public.{table}]}}
-target: {{engine: postgres, host: {host}, port: {port}, user: {user}, database: {target}, schema: public}}
-source:
-  engine: postgres
-  host: {host}
-  port: {port}
-  user: {user}
-  database: {source}
-  connectors: [{prefix}]
-  topic_prefix: {prefix}
-{extra}",
-        kafka = stack.kafka_bootstrap,
-        host = stack.pg_host,
-        port = stack.pg_port,
-        user = stack.pg_user,
-        source = stack.pg_source_db,
-        target = stack.pg_target_db,
+    support::pipeline_yaml(
+        stack,
+        prefix,
+        &[format!("{prefix}.public.{table}")],
+        "",
+        extra,
     )
 }
 

@@ -42,22 +42,12 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(240);
 /// The `source:` section (and block policy) appended to the sink's pipeline file.
 fn ddl_section(stack: &Stack, name: &str, sink_port: u16) -> String {
     format!(
-        "schema_drift: block
-source:
-  engine: postgres
-  host: {host}
-  port: {port}
-  user: {user}
-  database: {source}
-  connectors: [{name}]
-  topic_prefix: {name}
-  publication: {name}_pub
-  sink_api: http://127.0.0.1:{sink_port}
-",
-        host = stack.pg_host,
-        port = stack.pg_port,
-        user = stack.pg_user,
-        source = stack.pg_source_db,
+        "schema_drift: block\n{}",
+        support::source_section(
+            stack,
+            name,
+            &format!("  publication: {name}_pub\n  sink_api: http://127.0.0.1:{sink_port}\n"),
+        )
     )
 }
 

@@ -25,26 +25,7 @@ fn lockstep(dir: &Path, connect_url: &str, args: &[&str]) -> Output {
 }
 
 fn pipeline_yaml(stack: &Stack, name: &str, table: &str, extra: &str) -> String {
-    format!(
-        "name: {name}
-kafka: {{bootstrap_servers: '{kafka}', topics: [{name}.public.{table}]}}
-target: {{engine: postgres, host: {host}, port: {port}, user: {user}, database: {target}, schema: public}}
-source:
-  engine: postgres
-  host: {host}
-  port: {port}
-  user: {user}
-  database: {source}
-  connectors: [{name}]
-  topic_prefix: {name}
-{extra}",
-        kafka = stack.kafka_bootstrap,
-        host = stack.pg_host,
-        port = stack.pg_port,
-        user = stack.pg_user,
-        source = stack.pg_source_db,
-        target = stack.pg_target_db,
-    )
+    support::pipeline_yaml(stack, name, &[format!("{name}.public.{table}")], "", extra)
 }
 
 fn audit_actions(dir: &Path) -> Vec<(String, String)> {
@@ -221,16 +202,7 @@ async fn a_paused_connector_or_a_lagging_sink_refuses_the_ddl_and_resume_lets_it
         async move {
             connector.cleanup().await;
             let stack = Stack::get();
-            if let Ok(s) = stack.pg_source().await {
-                let _ = s
-                    .batch_execute(&format!("drop table if exists {table}"))
-                    .await;
-            }
-            if let Ok(t) = stack.pg(&stack.pg_target_db).await {
-                let _ = t
-                    .batch_execute(&format!("drop table if exists {table}"))
-                    .await;
-            }
+            support::drop_table(&stack, &table).await;
         }
     };
     with_cleanup(body, cleanup).await;

@@ -118,32 +118,15 @@ fn pipeline_yaml(stack: &Stack, name: &str, t: &Tables, port: u16) -> String {
         .iter()
         .map(|table| format!("{name}.public.{table}"))
         .collect();
-    format!(
-        "name: {name}
-kafka: {{bootstrap_servers: '{kafka}', topics: [{topics}]}}
-target: {{engine: postgres, host: {host}, port: {port_pg}, user: {user}, database: {target}, schema: public}}
-batch: {{max_rows: 500, linger_ms: 50}}
-schema_drift: block
-source:
-  engine: postgres
-  host: {host}
-  port: {port_pg}
-  user: {user}
-  database: {source}
-  connectors: [{name}]
-  topic_prefix: {name}
-  publication: {base}_pub
-  signal_table: public.{base}_sig
-  sink_api: http://127.0.0.1:{port}
-",
-        topics = topics.join(", "),
-        kafka = stack.kafka_bootstrap,
-        host = stack.pg_host,
-        port_pg = stack.pg_port,
-        user = stack.pg_user,
-        source = stack.pg_source_db,
-        target = stack.pg_target_db,
-        base = t.base,
+    support::pipeline_yaml(
+        stack,
+        name,
+        &topics,
+        "schema_drift: block\n",
+        &format!(
+            "  publication: {base}_pub\n  signal_table: public.{base}_sig\n  sink_api: http://127.0.0.1:{port}\n",
+            base = t.base
+        ),
     )
 }
 

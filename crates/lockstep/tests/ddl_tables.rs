@@ -23,24 +23,12 @@ use support::{
 
 /// The `source:` section of the pipeline file (the sink ignores it).
 fn source_section(stack: &Stack, name: &str, sink_api: &str) -> String {
-    format!(
-        "source:
-  engine: postgres
-  host: {host}
-  port: {port}
-  user: {user}
-  database: {db}
-  connectors: [{name}]
-  topic_prefix: {name}
-  publication: {name}_pub
-  signal_table: public.{name}_sig
-  sink_api: {sink_api}
-  wait_timeout_ms: 120000
-",
-        host = stack.pg_host,
-        port = stack.pg_port,
-        user = stack.pg_user,
-        db = stack.pg_source_db,
+    support::source_section(
+        stack,
+        name,
+        &format!(
+            "  publication: {name}_pub\n  signal_table: public.{name}_sig\n  sink_api: {sink_api}\n  wait_timeout_ms: 120000\n"
+        ),
     )
 }
 

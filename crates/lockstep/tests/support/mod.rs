@@ -2,9 +2,9 @@
 //! connector a test starts, deleted by its cleanup whatever happened; `lockstep sink run
 //! --listen` as a child process; a steady writer into the source table; the wait for the first
 //! changes in the target; the cleanup of the tables and sink offsets a test created; `lockstep
-//! verify` of a table; and, for the DDL tests, the `lockstep` command with none of the caller's
-//! settings, its output for assertion messages, a table's columns and the wait until source and
-//! target rows are equal.
+//! verify` of a table; and, for the DDL tests, the pipeline file and its `source:` section, the
+//! `lockstep` command with none of the caller's settings, its output for assertion messages, a
+//! table's columns and the wait until source and target rows are equal.
 
 // Each test binary that includes this module (`mod support;`) uses a part of it.
 #![allow(dead_code)]
@@ -16,6 +16,51 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lockstep_e2e::{eventually, PgConnector, Stack};
+
+/// The `source:` section of a DDL pipeline file on the stack's PostgreSQL source database:
+/// connector and topic prefix `name`, then `extra` (lines indented by two spaces).
+pub fn source_section(stack: &Stack, name: &str, extra: &str) -> String {
+    format!(
+        "source:
+  engine: postgres
+  host: {host}
+  port: {port}
+  user: {user}
+  database: {source}
+  connectors: [{name}]
+  topic_prefix: {name}
+{extra}",
+        host = stack.pg_host,
+        port = stack.pg_port,
+        user = stack.pg_user,
+        source = stack.pg_source_db,
+    )
+}
+
+/// A DDL pipeline file: sink `name` reading `topics` into the stack's PostgreSQL target, then
+/// `top` (more sink settings), then the source section with `source_extra`.
+pub fn pipeline_yaml(
+    stack: &Stack,
+    name: &str,
+    topics: &[String],
+    top: &str,
+    source_extra: &str,
+) -> String {
+    format!(
+        "name: {name}
+kafka: {{bootstrap_servers: '{kafka}', topics: [{topics}]}}
+target: {{engine: postgres, host: {host}, port: {port}, user: {user}, database: {target}, schema: public}}
+batch: {{max_rows: 500, linger_ms: 50}}
+{top}{source}",
+        topics = topics.join(", "),
+        kafka = stack.kafka_bootstrap,
+        host = stack.pg_host,
+        port = stack.pg_port,
+        user = stack.pg_user,
+        target = stack.pg_target_db,
+        source = source_section(stack, name, source_extra),
+    )
+}
 
 /// A child process killed (SIGKILL, by its own pid) when the test ends, passed or not.
 pub struct KillOnDrop(pub Child);
@@ -136,16 +181,21 @@ pub async fn first_changes(
     .await
 }
 
-/// Drops the table `name` in the source and target databases and the sink offsets of the
-/// pipeline `name`; errors are ignored (cleanup).
-pub async fn drop_tables_and_offsets(stack: &Stack, name: &str) {
+/// Drops `table` on the source and the target database, if it is there.
+pub async fn drop_table(stack: &Stack, table: &str) {
     for db in [&stack.pg_source_db, &stack.pg_target_db] {
         if let Ok(pg) = stack.pg(db).await {
             let _ = pg
-                .batch_execute(&format!("drop table if exists {name}"))
+                .batch_execute(&format!("drop table if exists {table}"))
                 .await;
         }
     }
+}
+
+/// Drops the table `name` in the source and target databases and the sink offsets of the
+/// pipeline `name`; errors are ignored (cleanup).
+pub async fn drop_tables_and_offsets(stack: &Stack, name: &str) {
+    drop_table(stack, name).await;
     if let Ok(target) = stack.pg(&stack.pg_target_db).await {
         let _ = target
             .execute(
