@@ -247,11 +247,16 @@ pub async fn check_pipeline(
     // The sink replicates the file's topics with the runtime changes lockstep made (CREATE /
     // DROP / RENAME TABLE) applied: check those. Should the target not answer, its finding
     // below says so and the file's topics are checked.
-    let runtime = match TargetDb::connect(&pipeline.sink.target).await {
-        Ok(mut target) => target
+    let mut target = TargetDb::connect(&pipeline.sink.target).await;
+    let mut runtime_unread = None;
+    let runtime = match &mut target {
+        Ok(t) => t
             .runtime_topics(&pipeline.sink.name)
             .await
-            .unwrap_or_default(),
+            .unwrap_or_else(|e| {
+                runtime_unread = Some(e.to_string());
+                Vec::new()
+            }),
         Err(_) => Vec::new(),
     };
     let merged = pipeline.with_runtime_topics(&runtime);
@@ -278,6 +283,13 @@ pub async fn check_pipeline(
                 .join(", ")
         ),
     )];
+    if let Some(e) = runtime_unread {
+        out.push(finding(
+            "runtime topics",
+            Status::Warn,
+            format!("{e}; the file's topics are checked without the changes lockstep made"),
+        ));
+    }
     let source = match connect_source(&pipeline.source).await {
         Ok(c) => c,
         Err(e) => {
@@ -301,7 +313,7 @@ pub async fn check_pipeline(
         }
     };
     let facts = pipeline.facts();
-    match TargetDb::connect(&pipeline.sink.target).await {
+    match target {
         Err(e) => out.push(finding("target database", Status::Fail, e.to_string())),
         Ok(mut target) => {
             out.push(finding("target database", Status::Ok, "reachable"));

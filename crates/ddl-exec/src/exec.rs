@@ -7,7 +7,7 @@
 //! marks and waits, connector pause / resume / stop / restart, the quiesce session
 //! ([`crate::quiesce`]), sink holds, and the table steps of [`crate::tables`] (include list,
 //! publication, sink topics, snapshot signal and wait). A plan that needs a step it cannot
-//! run here (a hold nothing marks, RENAME TABLE's held topic unless enabled; anything
+//! run here (a hold nothing marks, a hold or topic change with a scaled-out sink, anything
 //! needing a Connect cluster or the sink's API that is not configured) is refused by
 //! [`unsupported_steps`] before anything is recorded or run.
 //!
@@ -136,10 +136,7 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
                 "the running sink's API in the pipeline file (source.sink_api), to add or remove its topics",
             )
         }
-        // The boundary hold. Offered since it passed the soak (crates/lockstep/tests/ddl_soak.rs:
-        // RENAME COLUMN under ~280 tx/s) and the crash test (ddl_crash.rs: the service killed
-        // before and after every step kind of the plan); the sink bug its first test found
-        // (deletes lost after a block) is covered by crates/sink/tests/sink_block_release.rs.
+        // No plan builds a hold with neither mark: the sink would apply past the position.
         StepKind::HoldSinkTable {
             drift: false,
             quiesced: false,
@@ -147,6 +144,10 @@ fn missing(kind: &StepKind, caps: Capabilities) -> Option<&'static str> {
         } => Some(
             "a hold the sink can keep: it holds a table where its events stop fitting the target (RENAME COLUMN) or once the table is quiesced and drained (conversions, TRUNCATE), and this step is neither (a plan stored by another lockstep version? plan the DDL again)",
         ),
+        // The boundary hold. Offered since it passed the soak (crates/lockstep/tests/ddl_soak.rs:
+        // RENAME COLUMN under ~280 tx/s) and the crash test (ddl_crash.rs: the service killed
+        // before and after every step kind of the plan); the sink bug its first test found
+        // (deletes lost after a block) is covered by crates/sink/tests/sink_block_release.rs.
         StepKind::HoldSinkTable { drift: true, .. } if !caps.block_policy => {
             Some("the sink's schema_drift policy `block` (it holds the table at the DDL)")
         }
@@ -314,12 +315,12 @@ pub struct Executor<'a> {
     pub actor: String,
     /// Decisions taken about interrupted steps, in order.
     pub recoveries: Vec<Recovery>,
-    /// The quiesce session of the operation being run (none outside key changes and
-    /// skipped TRUNCATEs).
+    /// The quiesce session of the operation being run (key changes, conversions, skipped
+    /// TRUNCATEs, RENAME TABLE).
     pub quiesce: QuiesceSessions,
 }
 
-fn millis_since(start: std::time::Instant) -> u64 {
+pub(crate) fn millis_since(start: std::time::Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -21,7 +21,7 @@ use tokio_postgres::Client;
 
 use crate::error::ExecError;
 use crate::sink_api::SinkApi;
-use crate::source::pg_error_text;
+use crate::source::source_err;
 
 /// Parse PostgreSQL's `X/Y` LSN text (pure).
 pub fn parse_lsn(text: &str) -> Option<u64> {
@@ -50,11 +50,7 @@ pub async fn emit_mark(client: &Client, content: &str) -> Result<String, ExecErr
             &[&content],
         )
         .await
-        .map_err(|e| ExecError::Sql {
-            side: "source",
-            what: "emitting a position mark".into(),
-            reason: pg_error_text(&e),
-        })?;
+        .map_err(|e| source_err("emitting a position mark", &e))?;
     Ok(row.get(0))
 }
 

@@ -1,5 +1,5 @@
-//! The quiesce session: a source connection per table that holds `LOCK TABLE … IN EXCLUSIVE
-//! MODE` in an open transaction across plan steps. Writes to the table wait (reads go on), so
+//! The quiesce session: one source connection per running operation that holds `LOCK TABLE …
+//! IN EXCLUSIVE MODE` on the plan's tables in an open transaction across plan steps. Writes to the table wait (reads go on), so
 //! once the sink has applied everything up to a mark emitted after the lock, nothing of the
 //! table is in flight: the sink can be held, the connector stopped, and the DDL run in the
 //! session commits with the table's stream at rest.
@@ -13,14 +13,14 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use lockstep_ddl::QualifiedName;
-use lockstep_ddl_plan::{quote_ident, TargetEngine};
 use serde_json::{json, Value};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::error::ExecError;
+use crate::exec::millis_since;
 use crate::pipeline::SourceSettings;
-use crate::source::{connect_source, pg_error_text, DdlRun};
+use crate::source::{connect_source, is_lock_timeout, pg_error_text, source_err, DdlRun};
+use crate::tables::quote_table;
 
 /// Attempts at the quiesce lock. Each waits at most `lock_timeout`: writers queue behind a
 /// waiting `LOCK TABLE`, so it gives up and tries again rather than stall them.
@@ -50,31 +50,10 @@ impl std::fmt::Debug for QuiesceSessions {
     }
 }
 
-fn qualified(t: &QualifiedName) -> String {
-    let e = TargetEngine::Postgres;
-    format!("{}.{}", quote_ident(e, &t.schema), quote_ident(e, &t.name))
-}
-
-fn sql_err(what: String) -> impl FnOnce(tokio_postgres::Error) -> ExecError {
-    move |e| ExecError::Sql {
-        side: "source",
-        what,
-        reason: pg_error_text(&e),
-    }
-}
-
 fn lost(table: &QualifiedName) -> ExecError {
     ExecError::QuiesceLost {
         table: table.to_string(),
     }
-}
-
-fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
-}
-
-fn millis(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Run `sql` in the open transaction behind a savepoint, retrying lock timeouts: a lock
@@ -89,14 +68,14 @@ async fn with_savepoint(
     client
         .batch_execute(&format!("SET LOCAL lock_timeout = {lock_timeout_ms}"))
         .await
-        .map_err(sql_err(format!("setting lock_timeout for {what}")))?;
+        .map_err(|e| source_err(format!("setting lock_timeout for {what}"), &e))?;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
         client
             .batch_execute("SAVEPOINT lockstep_quiesce")
             .await
-            .map_err(sql_err(format!("a savepoint before {what}")))?;
+            .map_err(|e| source_err(format!("a savepoint before {what}"), &e))?;
         // The extended protocol runs exactly one statement, whatever the text hides.
         let result = client.execute(sql, &[]).await;
         let end = if result.is_ok() {
@@ -107,7 +86,7 @@ async fn with_savepoint(
         client
             .batch_execute(end)
             .await
-            .map_err(sql_err(format!("ending the savepoint of {what}")))?;
+            .map_err(|e| source_err(format!("ending the savepoint of {what}"), &e))?;
         match result {
             Ok(_) => return Ok(attempt),
             Err(e) if is_lock_timeout(&e) && attempt < attempts => {
@@ -123,7 +102,7 @@ async fn with_savepoint(
                     reason: pg_error_text(&e),
                 })
             }
-            Err(e) => return Err(sql_err(what.to_string())(e)),
+            Err(e) => return Err(source_err(what, &e)),
         }
     }
 }
@@ -151,13 +130,11 @@ impl QuiesceSessions {
             client
                 .batch_execute("BEGIN")
                 .await
-                .map_err(sql_err("opening the quiesce session".into()))?;
+                .map_err(|e| source_err("opening the quiesce session", &e))?;
             let xid: String = client
                 .query_one("SELECT pg_current_xact_id()::text", &[])
                 .await
-                .map_err(sql_err(
-                    "reading the quiesce session's transaction id".into(),
-                ))?
+                .map_err(|e| source_err("reading the quiesce session's transaction id", &e))?
                 .get(0);
             self.session = Some(Session {
                 client,
@@ -171,13 +148,13 @@ impl QuiesceSessions {
         if session.tables.contains(table) {
             return Ok(json!({"xid": session.xid, "already_locked": true}));
         }
-        let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", qualified(table));
+        let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", quote_table(table));
         let what = format!("quiescing {table}");
         let attempts =
             with_savepoint(&session.client, &lock, lock_timeout_ms, ATTEMPTS, &what).await?;
         session.tables.insert(table.clone());
         tracing::info!(table = %table, xid = session.xid, attempts, "table quiesced: writes to it wait until the session ends");
-        Ok(json!({"xid": session.xid, "attempts": attempts, "duration_ms": millis(started)}))
+        Ok(json!({"xid": session.xid, "attempts": attempts, "duration_ms": millis_since(started)}))
     }
 
     /// Run the DDL in the session holding `tables` (it commits with
@@ -209,7 +186,7 @@ impl QuiesceSessions {
         .await?;
         Ok(DdlRun {
             attempts,
-            duration_ms: millis(started),
+            duration_ms: millis_since(started),
             lsn: None,
         })
     }
@@ -244,7 +221,7 @@ impl QuiesceSessions {
             .client
             .batch_execute(verb)
             .await
-            .map_err(sql_err(format!("{verb} of the quiesce session of {table}")))?;
+            .map_err(|e| source_err(format!("{verb} of the quiesce session of {table}"), &e))?;
         self.ended = Some((session.xid.clone(), verb));
         tracing::info!(xid = session.xid, tables = ?session.tables, "quiesce ended: {verb}");
         Ok(json!({"xid": session.xid, "ended": verb}))
@@ -268,6 +245,6 @@ pub async fn xact_status(client: &Client, xid: &str) -> Result<Option<String>, E
     let row = client
         .query_one("SELECT pg_xact_status($1::text::xid8)::text", &[&xid])
         .await
-        .map_err(sql_err(format!("reading the status of transaction {xid}")))?;
+        .map_err(|e| source_err(format!("reading the status of transaction {xid}"), &e))?;
     Ok(row.get(0))
 }

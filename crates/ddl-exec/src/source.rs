@@ -25,6 +25,15 @@ pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// A failed statement on the source, with what it was doing.
+pub(crate) fn source_err(what: impl Into<String>, e: &tokio_postgres::Error) -> ExecError {
+    ExecError::Sql {
+        side: "source",
+        what: what.into(),
+        reason: pg_error_text(e),
+    }
+}
+
 /// Open a PostgreSQL session (the connection task runs in the background).
 pub async fn connect_pg(
     what: &'static str,
@@ -87,7 +96,7 @@ pub struct DdlRun {
     pub lsn: Option<String>,
 }
 
-fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
 
@@ -125,7 +134,7 @@ pub async fn run_ddl(
             Ok(lsn) => {
                 return Ok(DdlRun {
                     attempts: attempt,
-                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    duration_ms: crate::exec::millis_since(started),
                     lsn,
                 })
             }
@@ -140,11 +149,10 @@ pub async fn run_ddl(
                 })
             }
             Err(e) => {
-                return Err(ExecError::Sql {
-                    side: "source",
-                    what: format!("running {}", lockstep_ddl::excerpt(sql)),
-                    reason: pg_error_text(&e),
-                })
+                return Err(source_err(
+                    format!("running {}", lockstep_ddl::excerpt(sql)),
+                    &e,
+                ))
             }
         }
     }

@@ -16,7 +16,7 @@ use lockstep_ddl_plan::TargetEngine;
 use crate::error::ExecError;
 use crate::exec::connect_err;
 use crate::include_list::edit_include_list;
-use crate::source::pg_error_text;
+use crate::source::source_err;
 
 /// Longest wait for a reconfigured connector's tasks to carry the new setting and run.
 const RECONFIGURE_WAIT: Duration = Duration::from_secs(120);
@@ -25,14 +25,6 @@ const RECONFIGURE_WAIT: Duration = Duration::from_secs(120);
 pub const SIGNAL_COLLECTION: &str = "signal.data.collection";
 /// Debezium's enabled signal channels (default `source`).
 pub const SIGNAL_CHANNELS: &str = "signal.enabled.channels";
-
-fn source_err(what: impl Into<String>, e: &tokio_postgres::Error) -> ExecError {
-    ExecError::Sql {
-        side: "source",
-        what: what.into(),
-        reason: pg_error_text(e),
-    }
-}
 
 /// A PostgreSQL identifier, quoted.
 pub fn quote_ident(name: &str) -> String {

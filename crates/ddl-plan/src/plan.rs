@@ -14,7 +14,8 @@ use crate::{PlanError, PlanErrorKind, PlanErrors};
 const INCLUDE_LIST: &str = "table.include.list";
 /// Mark recorded with (or right after) the source DDL.
 const MARK: &str = "ddl";
-/// Mark recorded once the tables are quiesced (key changes, skipped TRUNCATE, RENAME TABLE).
+/// Mark recorded once the tables are quiesced (key changes, conversions, skipped TRUNCATE,
+/// RENAME TABLE).
 const QUIESCED: &str = "quiesced";
 
 /// Plan every statement of a classified script. All or nothing: if any statement cannot
@@ -246,14 +247,8 @@ impl<'a> Builder<'a> {
             );
         }
         self.mark(QUIESCED);
-        self.push(
-            StepKind::WaitSinkApplied {
-                mark: QUIESCED.into(),
-                tables: tables.to_vec(),
-                timeout_ms: self.facts.settings.quiesce_timeout_ms,
-            },
-            None,
-        );
+        // Writes to the tables wait meanwhile: a short bound of its own.
+        self.wait_within(QUIESCED, tables, self.facts.settings.quiesce_timeout_ms);
     }
 
     /// Commit the quiesce sessions, and the DDL run in them: the point of no return.
@@ -275,11 +270,15 @@ impl<'a> Builder<'a> {
     }
 
     fn wait(&mut self, name: &str, tables: &[QualifiedName]) {
+        self.wait_within(name, tables, self.facts.settings.wait_timeout_ms);
+    }
+
+    fn wait_within(&mut self, name: &str, tables: &[QualifiedName], timeout_ms: u64) {
         self.push(
             StepKind::WaitSinkApplied {
                 mark: name.into(),
                 tables: tables.to_vec(),
-                timeout_ms: self.facts.settings.wait_timeout_ms,
+                timeout_ms,
             },
             None,
         );

@@ -128,8 +128,8 @@ pub enum StepKind {
         /// The change makes the table's next events carry a column the target lacks (RENAME
         /// COLUMN), so the `block` policy stops the table exactly there. Without it (a type
         /// conversion, a TRUNCATE the connector skips) nothing in the events marks the
-        /// position, and the sink would apply past it: an executor must not run such a hold
-        /// until the sink can hold a table at a source position.
+        /// position, and the sink would apply past it: such a hold needs `quiesced`, and an
+        /// executor refuses one with neither.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         drift: bool,
         /// The table is quiesced on the source and the sink has applied it up to a mark

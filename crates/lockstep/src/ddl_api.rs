@@ -618,8 +618,8 @@ pub(crate) async fn apply(
     .await
 }
 
-/// The claims of recorded operations (one script, run in order), from their stored plans.
-/// The claims of the operations' stored plans, and the pipeline file they were recorded with.
+/// The claims of recorded operations (one script, run in order), from their stored plans,
+/// and the pipeline file they were recorded with.
 fn stored_claims(store: &Store, ids: &[OperationId]) -> anyhow::Result<(Claims, String)> {
     let mut plans = Vec::new();
     let mut pipeline = String::new();
