@@ -14,6 +14,7 @@ use crate::envelope::{self, Record};
 use crate::error::{DecodeError, Part};
 use crate::json::{self, Json};
 use crate::logical;
+use crate::payload;
 use crate::schema::{ConnectType, Field, Logical, Schema};
 use crate::value::Value;
 
@@ -89,6 +90,10 @@ impl JsonConverterDecoder {
 
     /// The fast path: the schema from the cache and only the payload parsed. `None` when the
     /// record does not have the converter's exact layout or its schema is not cached yet.
+    ///
+    /// The payload is read against the schema straight into values ([`payload::read`]); a
+    /// payload that reader gives up on (members out of the schema's order, a value the general
+    /// rules reject) is parsed into a JSON tree and converted, as on the full path.
     fn decode_cached(
         &self,
         part: Part,
@@ -101,24 +106,34 @@ impl JsonConverterDecoder {
                 .filter(|(prefix, _)| bytes.starts_with(prefix))
                 .map(|(prefix, schema)| (prefix.len(), Arc::clone(schema)))
         };
-        let (schema, payload_bytes) = match same_as_last {
-            Some((payload_start, schema)) => (schema, payload_at(bytes, payload_start)?),
+        let (schema, payload_start) = match same_as_last {
+            Some((payload_start, schema)) => (schema, payload_start),
             None => {
                 let envelope = split_envelope(bytes)?;
                 let schema = {
                     let cache = self.schemas.lock().ok()?;
-                    Arc::clone(cache.get(&bytes[envelope.schema.clone()])?)
+                    Arc::clone(cache.get(bytes.get(envelope.schema)?)?)
                 };
                 if let Ok(mut last) = self.last.lock() {
                     last[slot(part)] = Some((
-                        bytes[..envelope.payload.start].to_vec(),
+                        bytes.get(..envelope.payload_start)?.to_vec(),
                         Arc::clone(&schema),
                     ));
                 }
-                (schema, &bytes[envelope.payload])
+                (schema, envelope.payload_start)
             }
         };
-        let payload = match json::parse(payload_bytes) {
+        if let Some((value, end)) = payload::read(&schema, bytes, payload_start) {
+            // Anything but the envelope's closing brace after the payload: the full path says
+            // what is wrong.
+            if !closes_envelope(bytes, end) {
+                return None;
+            }
+            return Some(Ok(
+                (!value.is_null()).then_some(SchemaAndValue { schema, value })
+            ));
+        }
+        let payload = match json::parse(payload_at(bytes, payload_start)?) {
             Ok(payload) => payload,
             // Let the full path report the error with its offset in the whole record.
             Err(_) => return None,
@@ -126,15 +141,24 @@ impl JsonConverterDecoder {
         Some(finish(part, schema, payload))
     }
 
+    /// Caches `schema`, parsed from `bytes`, by its text; only for a record with exactly the
+    /// converter's layout (with a second "schema" member after the payload, the one parsed would
+    /// not be the text cached).
     fn remember(&self, bytes: &[u8], schema: &Arc<Schema>) {
         let Some(envelope) = split_envelope(bytes) else {
+            return;
+        };
+        let (Some(text), Some(_)) = (
+            bytes.get(envelope.schema),
+            payload_at(bytes, envelope.payload_start),
+        ) else {
             return;
         };
         if let Ok(mut cache) = self.schemas.lock() {
             if cache.len() >= SCHEMA_CACHE_LIMIT {
                 cache.clear();
             }
-            cache.insert(bytes[envelope.schema].to_vec(), Arc::clone(schema));
+            cache.insert(text.to_vec(), Arc::clone(schema));
         }
     }
 }
@@ -156,8 +180,11 @@ fn finish(
     Ok(Some(SchemaAndValue { schema, value }))
 }
 
+/// The first position from `i` on that is not JSON whitespace (space, tab, line feed, carriage
+/// return: what [`json::parse`] skips; `is_ascii_whitespace` would also skip form feeds, which
+/// make the record not JSON).
 fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(i) {
         i += 1;
     }
     i
@@ -201,10 +228,11 @@ fn value_end(bytes: &[u8], i: usize) -> Option<usize> {
 /// Where the schema and the payload of `{"schema":S,"payload":P}` are.
 struct Envelope {
     schema: std::ops::Range<usize>,
-    payload: std::ops::Range<usize>,
+    /// Where P starts; its end is found by whoever reads it.
+    payload_start: usize,
 }
 
-/// `{"schema":S,"payload":P}` → where S and P are, or `None` for any other layout.
+/// `{"schema":S,"payload":` → where S is and where P starts, or `None` for any other layout.
 fn split_envelope(bytes: &[u8]) -> Option<Envelope> {
     let i = expect(bytes, skip_ws(bytes, 0), b"{")?;
     let i = expect(bytes, skip_ws(bytes, i), b"\"schema\"")?;
@@ -214,11 +242,9 @@ fn split_envelope(bytes: &[u8]) -> Option<Envelope> {
     let i = expect(bytes, skip_ws(bytes, schema_end), b",")?;
     let i = expect(bytes, skip_ws(bytes, i), b"\"payload\"")?;
     let i = expect(bytes, skip_ws(bytes, i), b":")?;
-    let payload_start = skip_ws(bytes, i);
-    let payload = payload_at(bytes, payload_start)?;
     Some(Envelope {
         schema: schema_start..schema_end,
-        payload: payload_start..payload_start + payload.len(),
+        payload_start: skip_ws(bytes, i),
     })
 }
 
@@ -233,8 +259,13 @@ fn expect(bytes: &[u8], i: usize, text: &[u8]) -> Option<usize> {
 /// The payload value starting at `start`, when only the envelope's closing brace follows it.
 fn payload_at(bytes: &[u8], start: usize) -> Option<&[u8]> {
     let end = value_end(bytes, start)?;
-    let close = expect(bytes, skip_ws(bytes, end), b"}")?;
-    (skip_ws(bytes, close) == bytes.len()).then(|| &bytes[start..end])
+    closes_envelope(bytes, end).then(|| bytes.get(start..end))?
+}
+
+/// Whether only the envelope's closing brace (and whitespace) follows position `end`.
+fn closes_envelope(bytes: &[u8], end: usize) -> bool {
+    expect(bytes, skip_ws(bytes, end), b"}")
+        .is_some_and(|close| skip_ws(bytes, close) == bytes.len())
 }
 
 impl Decoder for JsonConverterDecoder {
@@ -399,14 +430,48 @@ pub fn parse_schema(j: &Json, path: &str) -> Result<Schema, DecodeError> {
     Ok(schema)
 }
 
-fn base64_engine() -> base64::engine::GeneralPurpose {
-    // Jackson writes standard base64 with padding; accept it without too.
-    base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    )
+/// Jackson writes standard base64 with padding; accept it without too.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// The bytes of a JsonConverter bytes (or Decimal) string.
+pub(crate) fn base64_decode(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
+    BASE64.decode(text)
+}
+
+/// The values an integer of Connect type `t` can hold.
+fn int_range(t: ConnectType) -> (i64, i64) {
+    match t {
+        ConnectType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+        ConnectType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        ConnectType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// JSON number `text` as an integer of Connect type `t`; `None` when it is not an integer or out
+/// of the type's range (the errors of [`parse_int`]).
+pub(crate) fn int_in_range(t: ConnectType, text: &str) -> Option<i64> {
+    let v: i64 = text.parse().ok()?;
+    let (lo, hi) = int_range(t);
+    (lo..=hi).contains(&v).then_some(v)
+}
+
+/// JSON number `text` as a float of Connect type `t` (float32 or float64); `None` when it is not
+/// a number.
+///
+/// A float32 is written as its shortest decimal text ("1.1"); read as f64 that text would be a
+/// different number than the float the source held, so it is read as f32 and widened exactly.
+pub(crate) fn float_from_text(t: ConnectType, text: &str) -> Option<f64> {
+    if t == ConnectType::Float32 {
+        text.parse::<f32>().ok().map(f64::from)
+    } else {
+        text.parse::<f64>().ok()
+    }
 }
 
 fn wrong_type(schema: &Schema, j: &Json, path: &str) -> DecodeError {
@@ -437,12 +502,7 @@ fn parse_int(schema: &Schema, j: &Json, path: &str) -> Result<i64, DecodeError> 
             ),
         )
     })?;
-    let (lo, hi) = match schema.connect_type {
-        ConnectType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
-        ConnectType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
-        ConnectType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
-        _ => (i64::MIN, i64::MAX),
-    };
+    let (lo, hi) = int_range(schema.connect_type);
     if v < lo || v > hi {
         return Err(DecodeError::value(
             path,
@@ -491,20 +551,12 @@ pub fn json_to_value(
         }
         ConnectType::Float32 | ConnectType::Float64 => match &*j {
             Json::Number(t) => {
-                let not_a_number = || {
+                Value::Float(float_from_text(schema.connect_type, t).ok_or_else(|| {
                     DecodeError::value(
                         path,
                         format!("{} value {t} is not a number", schema.connect_type),
                     )
-                };
-                // A float32 is written as its shortest decimal text ("1.1"); read as f64 that
-                // text would be a different number than the float the source held, so it is read
-                // as f32 and widened exactly.
-                if schema.connect_type == ConnectType::Float32 {
-                    Value::Float(f64::from(t.parse::<f32>().map_err(|_| not_a_number())?))
-                } else {
-                    Value::Float(t.parse::<f64>().map_err(|_| not_a_number())?)
-                }
+                })?)
             }
             Json::String(s) if s == "NaN" => Value::Float(f64::NAN),
             Json::String(s) if s == "Infinity" => Value::Float(f64::INFINITY),
@@ -525,7 +577,7 @@ pub fn json_to_value(
                 decimal::from_json_number(t, Some(i64::from(*scale)))
                     .map_err(|e| DecodeError::value(path, format!("Decimal value: {}", e.0)))?,
             ),
-            (Json::String(s), logical) => match base64_engine().decode(s.as_bytes()) {
+            (Json::String(s), logical) => match base64_decode(s.as_bytes()) {
                 Ok(b) => Value::Bytes(b),
                 Err(e) => {
                     let what = if matches!(logical, Logical::Decimal { .. }) {
@@ -628,19 +680,13 @@ pub fn json_to_value(
                 } else {
                     members.iter().rposition(|(name, _)| *name == f.name)
                 };
-                // The member's own key string becomes the field name: no copy per field.
-                let (name, v) = match member.and_then(|i| members.get_mut(i)) {
-                    Some((name, value)) => {
-                        let v = json_to_value(&f.schema, value, path);
-                        (std::mem::take(name), v)
-                    }
-                    None => (
-                        f.name.clone(),
-                        json_to_value(&f.schema, &mut Json::Null, path),
-                    ),
+                let v = match member.and_then(|i| members.get_mut(i)) {
+                    Some((_, value)) => json_to_value(&f.schema, value, path),
+                    None => json_to_value(&f.schema, &mut Json::Null, path),
                 };
                 path.truncate(len);
-                out.push((name, v?));
+                // The field's shared name: no copy per field.
+                out.push((Arc::clone(f.column().0), v?));
             }
             Value::Struct(out)
         }

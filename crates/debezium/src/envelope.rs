@@ -102,7 +102,8 @@ impl Row {
         for (index, (name, value)) in fields.into_iter().enumerate() {
             // A decoder gives the fields in schema order; look up by name only if not.
             let field = match schema.fields.get(index) {
-                Some(f) if f.name == name => f,
+                // The decoder's shared name is the field's own: no need to compare the text.
+                Some(f) if Arc::ptr_eq(f.column().0, &name) || *f.name == *name => f,
                 _ => match schema.field(&name) {
                     Some(f) => f,
                     None => {
@@ -113,9 +114,16 @@ impl Row {
                     }
                 },
             };
-            let (name, column_type) = field.column();
+            let (shared_name, column_type) = field.column();
+            // A decoder hands out the field's own shared name: keep it rather than count another
+            // reference to it and drop this one.
+            let name = if Arc::ptr_eq(&name, shared_name) {
+                name
+            } else {
+                Arc::clone(shared_name)
+            };
             columns.push(Column {
-                name: Arc::clone(name),
+                name,
                 column_type: Arc::clone(column_type),
                 value,
             });
@@ -218,7 +226,7 @@ impl Source {
         };
         for (name, v) in fields {
             // Returns the value back when it does not fit the typed slot.
-            let rest = match (name.as_str(), v) {
+            let rest = match (&*name, v) {
                 ("version", Value::Text(t)) => set(&mut s.version, t),
                 ("connector", Value::Text(t)) => set(&mut s.connector, t),
                 ("name", Value::Text(t)) => set(&mut s.name, t),
@@ -249,7 +257,7 @@ impl Source {
             };
             if let Some(v) = rest {
                 if !v.is_null() {
-                    s.extra.insert(name, v);
+                    s.extra.insert(name.to_string(), v);
                 }
             }
         }
@@ -387,8 +395,8 @@ pub enum Record {
     },
 }
 
-fn take_field(fields: &mut Vec<(String, Value)>, name: &str) -> Value {
-    match fields.iter().position(|(n, _)| n == name) {
+fn take_field(fields: &mut Vec<(Arc<str>, Value)>, name: &str) -> Value {
+    match fields.iter().position(|(n, _)| &**n == name) {
         Some(p) => fields.swap_remove(p).1,
         None => Value::Null,
     }

@@ -8,6 +8,8 @@
 //! on hostile nesting), never panics on any input, and reports the byte
 //! offset of the first problem.
 
+use std::borrow::Cow;
+
 /// A parsed JSON document. Numbers keep their source text (already validated
 /// against the JSON grammar); object members keep their order.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,12 +145,25 @@ pub fn parse(input: &[u8]) -> Result<Json, JsonSyntaxError> {
     Ok(v)
 }
 
-struct Parser<'a> {
+/// A position in a JSON text. The crate's schema-directed payload reader
+/// ([`crate::payload`]) walks a payload with the same primitives (whitespace, strings, numbers)
+/// as [`parse`], so both accept exactly the same texts for them.
+pub(crate) struct Parser<'a> {
     s: &'a [u8],
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    /// A parser at byte `i` of `s`.
+    pub(crate) fn at(s: &'a [u8], i: usize) -> Parser<'a> {
+        Parser { s, i }
+    }
+
+    /// The current byte offset.
+    pub(crate) fn pos(&self) -> usize {
+        self.i
+    }
+
     fn err(&self, msg: &str) -> JsonSyntaxError {
         JsonSyntaxError {
             offset: self.i,
@@ -156,14 +171,40 @@ impl Parser<'_> {
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
 
-    fn ws(&mut self) {
+    /// Skips JSON whitespace (space, tab, line feed, carriage return; not form feed).
+    pub(crate) fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
         }
+    }
+
+    /// Consumes `text` if the input continues with it.
+    pub(crate) fn eat(&mut self, text: &[u8]) -> bool {
+        let found = self.s.get(self.i..self.i + text.len()) == Some(text);
+        if found {
+            self.i += text.len();
+        }
+        found
+    }
+
+    /// Consumes the string token `"text"` if the input continues with it, comparing bytes only
+    /// (no UTF-8 check, no copy). A `text` with a quote, backslash or control character, which
+    /// JSON writes escaped, is never matched here.
+    pub(crate) fn eat_plain_string(&mut self, text: &str) -> bool {
+        let text = text.as_bytes();
+        let end = self.i + 1 + text.len();
+        let found = self.peek() == Some(b'"')
+            && self.s.get(self.i + 1..end) == Some(text)
+            && self.s.get(end) == Some(&b'"')
+            && !text.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        if found {
+            self.i = end + 1;
+        }
+        found
     }
 
     fn literal(&mut self, word: &[u8], v: Json) -> Result<Json, JsonSyntaxError> {
@@ -254,6 +295,12 @@ impl Parser<'_> {
     }
 
     fn number(&mut self) -> Result<Json, JsonSyntaxError> {
+        Ok(Json::Number(self.number_text()?.to_string()))
+    }
+
+    /// The text of the number at the current position, checked against the JSON grammar, borrowed
+    /// from the input.
+    pub(crate) fn number_text(&mut self) -> Result<&'a str, JsonSyntaxError> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -280,10 +327,9 @@ impl Parser<'_> {
                 return Err(self.err("invalid number: no digits in exponent"));
             }
         }
-        // The slice is ASCII by construction.
-        let text =
-            String::from_utf8_lossy(self.s.get(start..self.i).unwrap_or_default()).into_owned();
-        Ok(Json::Number(text))
+        // The slice is ASCII by construction, so this never fails.
+        std::str::from_utf8(self.s.get(start..self.i).unwrap_or_default())
+            .map_err(|_| self.err("invalid number"))
     }
 
     fn hex4(&mut self) -> Result<u32, JsonSyntaxError> {
@@ -302,9 +348,29 @@ impl Parser<'_> {
     }
 
     fn string(&mut self) -> Result<String, JsonSyntaxError> {
-        // Precondition: current byte is '"'.
+        self.string_cow().map(Cow::into_owned)
+    }
+
+    /// The string at the current position (precondition: the current byte is '"'), borrowed from
+    /// the input when it has no escapes (most strings): one UTF-8 check of the slice, no copy.
+    /// A string with escapes is decoded byte by byte from its first escape on. Errors (offsets
+    /// and messages) are the same either way.
+    pub(crate) fn string_cow(&mut self) -> Result<Cow<'a, str>, JsonSyntaxError> {
         self.i += 1;
-        let mut out: Vec<u8> = Vec::new();
+        let text = self.plain_run();
+        if self.peek() == Some(b'"') {
+            self.i += 1;
+            return std::str::from_utf8(text)
+                .map(Cow::Borrowed)
+                .map_err(|e| JsonSyntaxError {
+                    offset: self.i,
+                    message: format!("string is not valid UTF-8: {e}"),
+                });
+        }
+        // The raw bytes up to the closing quote bound the decoded length (an escape is never
+        // shorter than what it stands for): one allocation.
+        let mut out: Vec<u8> = Vec::with_capacity(text.len() + self.raw_string_rest());
+        out.extend_from_slice(text);
         loop {
             let Some(c) = self.peek() else {
                 return Err(self.err("unterminated string"));
@@ -312,10 +378,12 @@ impl Parser<'_> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return String::from_utf8(out).map_err(|e| JsonSyntaxError {
-                        offset: self.i,
-                        message: format!("string is not valid UTF-8: {e}"),
-                    });
+                    return String::from_utf8(out)
+                        .map(Cow::Owned)
+                        .map_err(|e| JsonSyntaxError {
+                            offset: self.i,
+                            message: format!("string is not valid UTF-8: {e}"),
+                        });
                 }
                 b'\\' => {
                     self.i += 1;
@@ -360,12 +428,36 @@ impl Parser<'_> {
                     out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                 }
                 0x00..=0x1F => return Err(self.err("unescaped control character in string")),
-                _ => {
-                    out.push(c);
-                    self.i += 1;
-                }
+                _ => out.extend_from_slice(self.plain_run()),
             }
         }
+    }
+
+    /// The number of bytes from the current position to the closing quote of the string being
+    /// read (escapes skipped, nothing checked; to the end of the input if there is none).
+    fn raw_string_rest(&self) -> usize {
+        let rest = self.s.get(self.i..).unwrap_or_default();
+        let mut j = 0;
+        while let Some(&c) = rest.get(j) {
+            match c {
+                b'"' => return j,
+                b'\\' => j += 2,
+                _ => j += 1,
+            }
+        }
+        rest.len()
+    }
+
+    /// Consumes and returns the bytes from the current position up to the next quote, backslash
+    /// or control character (or the end): the part of a string that is copied as it is.
+    fn plain_run(&mut self) -> &'a [u8] {
+        let rest = self.s.get(self.i..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .unwrap_or(rest.len());
+        self.i += len;
+        rest.get(..len).unwrap_or_default()
     }
 }
 

@@ -46,6 +46,7 @@ pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod logical;
+mod payload;
 pub mod schema;
 pub mod temporal;
 pub mod value;

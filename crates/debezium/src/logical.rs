@@ -6,6 +6,8 @@
 //! names on an unexpected base value, keep the base value (never an error):
 //! the column type still carries the name so the sink can decide.
 
+use std::sync::Arc;
+
 use crate::decimal;
 use crate::schema::{Logical, Schema};
 use crate::value::Value;
@@ -15,7 +17,8 @@ use crate::value::Value;
 /// empty, a timestamp that overflows); the message says what and why, the
 /// caller prefixes the field path.
 pub fn apply(schema: &Schema, base: Value) -> Result<Value, String> {
-    if base.is_null() {
+    // Most values have no logical type: return them without moving them through the match.
+    if base.is_null() || !schema.logical_ref().is_recognised() {
         return Ok(base);
     }
     Ok(match (schema.logical_ref(), base) {
@@ -56,12 +59,12 @@ fn mul(v: i64, by: i64, what: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{what} value {v} overflows when converted to microseconds"))
 }
 
-fn take(fields: &mut Vec<(String, Value)>, name: &str) -> Option<Value> {
-    let pos = fields.iter().position(|(n, _)| n == name)?;
+fn take(fields: &mut Vec<(Arc<str>, Value)>, name: &str) -> Option<Value> {
+    let pos = fields.iter().position(|(n, _)| &**n == name)?;
     Some(fields.swap_remove(pos).1)
 }
 
-fn variable_scale_decimal(mut fields: Vec<(String, Value)>) -> Result<Value, String> {
+fn variable_scale_decimal(mut fields: Vec<(Arc<str>, Value)>) -> Result<Value, String> {
     let scale = match take(&mut fields, "scale") {
         Some(Value::Int(s)) => s,
         other => {
@@ -85,12 +88,12 @@ fn variable_scale_decimal(mut fields: Vec<(String, Value)>) -> Result<Value, Str
         .map_err(|e| format!("VariableScaleDecimal value: {}", e.0))
 }
 
-fn geometry(fields: Vec<(String, Value)>) -> Value {
-    let wkb = fields.iter().find_map(|(n, v)| match (n.as_str(), v) {
+fn geometry(fields: Vec<(Arc<str>, Value)>) -> Value {
+    let wkb = fields.iter().find_map(|(n, v)| match (&**n, v) {
         ("wkb", Value::Bytes(b)) => Some(b.clone()),
         _ => None,
     });
-    let srid = fields.iter().find_map(|(n, v)| match (n.as_str(), v) {
+    let srid = fields.iter().find_map(|(n, v)| match (&**n, v) {
         ("srid", Value::Int(s)) => i32::try_from(*s).ok(),
         _ => None,
     });

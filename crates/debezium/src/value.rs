@@ -1,5 +1,7 @@
 //! Typed column values and their text renderings for PostgreSQL and MariaDB.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::json::write_json_string;
@@ -68,8 +70,10 @@ pub enum Value {
     Array(Vec<Value>),
     /// A Connect map as (key, value) pairs in wire order.
     Map(Vec<(Value, Value)>),
-    /// A nested struct (or a struct-typed logical type this crate does not interpret).
-    Struct(Vec<(String, Value)>),
+    /// A nested struct (or a struct-typed logical type this crate does not interpret). The field
+    /// names are shared: a decoder gives every struct of a schema the schema's own name strings
+    /// ([`crate::Field::column`]), so a decoded struct allocates nothing for them.
+    Struct(Vec<(Arc<str>, Value)>),
 }
 
 /// A value that cannot be written to the target as text.

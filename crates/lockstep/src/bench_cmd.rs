@@ -22,7 +22,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 
 use crate::bench_workload::{self, Workload};
-use crate::cli::{BenchArgs, BenchCommand, BenchEngine, GlobalArgs};
+use crate::cli::{BenchArgs, BenchCommand, BenchCompression, BenchEngine, GlobalArgs};
 use crate::exit;
 use crate::output::{self, TableView};
 
@@ -44,6 +44,8 @@ struct EngineResult {
     sink_poll_seconds: f64,
     sink_decode_seconds: f64,
     sink_plan_seconds: f64,
+    /// Planning done during the previous batch's target transaction.
+    sink_plan_ahead_seconds: f64,
     sink_commit_seconds: f64,
 }
 
@@ -54,6 +56,8 @@ struct BenchReport {
     updates: usize,
     deletes: usize,
     produce_seconds: f64,
+    /// Kafka `compression.type` of the produced topic.
+    compression: &'static str,
     results: Vec<EngineResult>,
 }
 
@@ -93,18 +97,21 @@ impl TableView for BenchReport {
     }
     fn footer(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "workload: {} events ({} inserts, {} updates, {} deletes), produced in {:.1} s; ratio = sink events/s / ceiling rows/s",
-            self.events, self.inserts, self.updates, self.deletes, self.produce_seconds
+            "workload: {} events ({} inserts, {} updates, {} deletes), produced in {:.1} s, topic compression {}; ratio = sink events/s / ceiling rows/s",
+            self.events, self.inserts, self.updates, self.deletes, self.produce_seconds, self.compression
         )];
         for r in &self.results {
             lines.push(format!(
-                "{} sink time by phase: start {:.1} s, waiting for records {:.1} s, plan {:.1} s, target transaction {:.1} s; decoding (in the fetch thread, overlapped) {:.1} s",
-                r.engine, r.sink_start_seconds, r.sink_poll_seconds, r.sink_plan_seconds, r.sink_commit_seconds, r.sink_decode_seconds
+                "{} sink time by phase: start {:.1} s, waiting for records {:.1} s, plan {:.1} s, target transaction {:.1} s; overlapped: planning ahead {:.1} s, decoding (in the fetch thread) {:.1} s",
+                r.engine, r.sink_start_seconds, r.sink_poll_seconds, r.sink_plan_seconds, r.sink_commit_seconds, r.sink_plan_ahead_seconds, r.sink_decode_seconds
             ));
         }
         lines
     }
 }
+
+/// Runs of the ceiling's bulk load; the fastest one counts (a higher ceiling, a lower ratio).
+const CEILING_RUNS: usize = 3;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -122,13 +129,14 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
-    let (events, engine, batch_rows, seed) = match args.command {
+    let (events, engine, batch_rows, seed, compression) = match args.command {
         BenchCommand::Sink {
             events,
             engine,
             batch_rows,
             seed,
-        } => (events, engine, batch_rows, seed),
+            compression,
+        } => (events, engine, batch_rows, seed, compression),
         BenchCommand::Watch(watch) => return crate::bench_watch::run(global, watch).await,
     };
     if events == 0 {
@@ -146,7 +154,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
     eprintln!("generating {events} change events...");
     let now_ms = i64::try_from(stamp).unwrap_or_default();
     let workload = bench_workload::generate(events, &prefix, &table, seed, now_ms);
-    let produce_seconds = produce(&bootstrap, &topic, &workload).await?;
+    let produce_seconds = produce(&bootstrap, &topic, &workload, compression).await?;
 
     let mut results = Vec::new();
     if matches!(engine, BenchEngine::Postgres | BenchEngine::All) {
@@ -161,6 +169,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
         updates: workload.updates,
         deletes: workload.deletes,
         produce_seconds,
+        compression: compression.kafka_name(),
         results,
     };
     print!("{}", output::render(global.output, &report)?);
@@ -171,7 +180,12 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-async fn produce(bootstrap: &str, topic: &str, workload: &Workload) -> anyhow::Result<f64> {
+async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    workload: &Workload,
+    compression: BenchCompression,
+) -> anyhow::Result<f64> {
     let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -194,6 +208,7 @@ async fn produce(bootstrap: &str, topic: &str, workload: &Workload) -> anyhow::R
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
+        .set("compression.type", compression.kafka_name())
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
@@ -307,27 +322,35 @@ async fn bench_postgres(
     );
     let sink = run_sink(&yaml, workload.events.len()).await?;
 
-    // The ceiling: COPY of the final rows, in one stream.
-    let started = Instant::now();
-    let copy = client
-        .copy_in::<_, bytes::Bytes>(&format!("COPY {ceiling_table} FROM STDIN"))
-        .await
-        .context("starting COPY")?;
-    futures_util::pin_mut!(copy);
-    let mut buffer = String::with_capacity(1 << 20);
-    for row in &workload.final_rows {
-        buffer.push_str(&bench_workload::copy_line(row));
-        if buffer.len() > 1 << 20 {
-            copy.send(bytes::Bytes::from(std::mem::take(&mut buffer)))
-                .await
-                .context("COPY data")?;
+    // The ceiling: COPY of the final rows, in one stream; the best of a few runs, since one
+    // run on a shared machine can be slowed by anything.
+    let mut ceiling_seconds = f64::INFINITY;
+    for _ in 0..CEILING_RUNS {
+        client
+            .batch_execute(&format!("TRUNCATE {ceiling_table}"))
+            .await
+            .context("emptying the ceiling table")?;
+        let started = Instant::now();
+        let copy = client
+            .copy_in::<_, bytes::Bytes>(&format!("COPY {ceiling_table} FROM STDIN"))
+            .await
+            .context("starting COPY")?;
+        futures_util::pin_mut!(copy);
+        let mut buffer = String::with_capacity(1 << 20);
+        for row in &workload.final_rows {
+            buffer.push_str(&bench_workload::copy_line(row));
+            if buffer.len() > 1 << 20 {
+                copy.send(bytes::Bytes::from(std::mem::take(&mut buffer)))
+                    .await
+                    .context("COPY data")?;
+            }
         }
+        copy.send(bytes::Bytes::from(buffer))
+            .await
+            .context("COPY data")?;
+        copy.as_mut().finish().await.context("finishing COPY")?;
+        ceiling_seconds = ceiling_seconds.min(started.elapsed().as_secs_f64());
     }
-    copy.send(bytes::Bytes::from(buffer))
-        .await
-        .context("COPY data")?;
-    copy.as_mut().finish().await.context("finishing COPY")?;
-    let ceiling_seconds = started.elapsed().as_secs_f64();
 
     let digest = |t: &str| {
         format!("select count(*), coalesce(md5(string_agg(t::text, E'\\n' order by id)), '') from {t} t")
@@ -402,20 +425,26 @@ async fn bench_mariadb(
     );
     let sink = run_sink(&yaml, workload.events.len()).await?;
 
-    // The ceiling: multi-row INSERTs of 2,000 rows in one transaction.
-    let started = Instant::now();
-    conn.query_drop("START TRANSACTION").await?;
-    for chunk in workload.final_rows.chunks(2_000) {
-        let values: Vec<String> = chunk.iter().map(bench_workload::mariadb_tuple).collect();
-        conn.query_drop(format!(
-            "insert into {ceiling_table} values {}",
-            values.join(",")
-        ))
-        .await
-        .context("multi-row INSERT")?;
+    // The ceiling: multi-row INSERTs of 2,000 rows in one transaction, best of a few runs.
+    let mut ceiling_seconds = f64::INFINITY;
+    for _ in 0..CEILING_RUNS {
+        conn.query_drop(format!("truncate table {ceiling_table}"))
+            .await
+            .context("emptying the ceiling table")?;
+        let started = Instant::now();
+        conn.query_drop("START TRANSACTION").await?;
+        for chunk in workload.final_rows.chunks(2_000) {
+            let values: Vec<String> = chunk.iter().map(bench_workload::mariadb_tuple).collect();
+            conn.query_drop(format!(
+                "insert into {ceiling_table} values {}",
+                values.join(",")
+            ))
+            .await
+            .context("multi-row INSERT")?;
+        }
+        conn.query_drop("COMMIT").await?;
+        ceiling_seconds = ceiling_seconds.min(started.elapsed().as_secs_f64());
     }
-    conn.query_drop("COMMIT").await?;
-    let ceiling_seconds = started.elapsed().as_secs_f64();
 
     let digest = |t: &str| {
         format!(
@@ -473,6 +502,7 @@ fn result(
         sink_poll_seconds: phases.poll.as_secs_f64(),
         sink_decode_seconds: phases.decode.as_secs_f64(),
         sink_plan_seconds: phases.plan.as_secs_f64(),
+        sink_plan_ahead_seconds: phases.plan_ahead.as_secs_f64(),
         sink_commit_seconds: phases.commit.as_secs_f64(),
     }
 }

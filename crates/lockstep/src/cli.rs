@@ -215,18 +215,43 @@ pub enum BenchEngine {
     All,
 }
 
+/// How the benchmark's producer compresses the topic's record batches (Kafka's
+/// `compression.type`; a Connect worker sets it with `producer.compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchCompression {
+    None,
+    Lz4,
+    Snappy,
+    Gzip,
+}
+
+impl BenchCompression {
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            BenchCompression::None => "none",
+            BenchCompression::Lz4 => "lz4",
+            BenchCompression::Snappy => "snappy",
+            BenchCompression::Gzip => "gzip",
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Sink throughput vs the target's bulk load (PostgreSQL COPY, MariaDB multi-row INSERT).
     #[command(
         after_help = "Produces N Debezium change events (70% inserts, 25% updates, 5% deletes
 over 10 columns of mixed types) to a fresh topic, runs the sink into an empty table, loads the
-same final rows with the engine's bulk path into another, checks both tables are equal, and prints
-events/s, rows/s and their ratio. Connection settings come from the LOCKSTEP_* variables of
-`scripts/stack env` (defaults: the local stack's ports).
+same final rows with the engine's bulk path into another (three times; the fastest counts),
+checks both tables are equal, and prints events/s, rows/s and their ratio. Connection settings
+come from the LOCKSTEP_* variables of `scripts/stack env` (defaults: the local stack's ports).
+
+JsonConverter with schemas repeats each table's schema in every record; a Connect worker that
+compresses its topics (producer.compression.type=lz4) sends the broker and the sink a fraction of
+the bytes. --compression measures either way.
 
 Example:
-  eval \"$(scripts/stack env)\" && lockstep bench sink --events 1000000 --engine all"
+  eval \"$(scripts/stack env)\" && lockstep bench sink --events 1000000 --engine all --compression lz4"
     )]
     Sink {
         /// Change events to produce.
@@ -241,6 +266,10 @@ Example:
         /// Seed of the workload (the same seed gives the same events).
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Compression of the produced topic, as a Connect worker's
+        /// `producer.compression.type` would set it.
+        #[arg(long, value_enum, default_value_t = BenchCompression::None)]
+        compression: BenchCompression,
     },
     /// One watchdog cycle over many connectors and endpoints: cycle time and CPU per cycle.
     Watch(crate::bench_watch::BenchWatchArgs),

@@ -110,6 +110,11 @@ impl Fetcher {
             .ok_or_else(|| ApplyError::Kafka("the fetch thread has stopped".into()))
     }
 
+    /// The assignment batches are read under now (see [`FetchedBatch::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The next batch of the current assignment, or `None` when none is sealed within `wait`.
     pub async fn next(&mut self, wait: Duration) -> Result<Option<FetchedBatch>, ApplyError> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -174,7 +179,14 @@ impl Open {
     }
 
     fn seal(&mut self, generation: u64) -> FetchedBatch {
-        let open = std::mem::replace(self, Open::new());
+        // The next batch is likely the size of this one: growing a vector of decoded records
+        // (several hundred bytes each) a push at a time copies them over and over.
+        let next = Open {
+            polled: Vec::with_capacity(self.polled.len()),
+            decoded: Vec::with_capacity(self.decoded.len()),
+            ..Open::new()
+        };
+        let open = std::mem::replace(self, next);
         FetchedBatch {
             generation,
             polled: open.polled,

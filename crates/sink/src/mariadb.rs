@@ -277,6 +277,11 @@ impl MariaDbTarget {
         Ok(table)
     }
 
+    /// A copy of the cached catalog.
+    pub fn catalog(&self) -> HashMap<String, TargetTable> {
+        self.tables.clone()
+    }
+
     /// Drops cached catalog data, e.g. after the target's schema changed.
     pub fn forget(&mut self, name: &str) {
         self.tables.remove(name);

@@ -62,6 +62,15 @@ impl PgTarget {
             }
         });
         client.batch_execute(OFFSETS_DDL).await.map_err(db_error)?;
+        // As PostgreSQL's own subscriptions do by default: a batch's commit does not wait for
+        // its WAL to reach disk. The offsets commit in the same transaction as the rows, so a
+        // target crash loses both together and the sink applies those records again from
+        // Kafka; and any later synchronous commit on the target (a DDL, another client) makes
+        // every commit before it durable.
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .await
+            .map_err(db_error)?;
         Ok(Self {
             client,
             schema: settings.schema.clone(),
@@ -139,6 +148,11 @@ impl PgTarget {
         };
         self.tables.insert(name.to_string(), table.clone());
         Ok(table)
+    }
+
+    /// A copy of the cached catalog.
+    pub fn catalog(&self) -> HashMap<String, TargetTable> {
+        self.tables.clone()
     }
 
     /// Drops cached catalog data, e.g. after the target's schema changed.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lockstep_debezium::{coalesce, Column, Positioned, Record};
+use lockstep_debezium::{Column, Positioned, Record};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -16,7 +16,10 @@ use crate::pipeline::{DriftPolicy, SinkPipeline, Tolerance};
 use crate::target::{Statement, Target};
 use crate::{ApplyError, PartitionKey, SinkMetrics};
 
+mod ahead;
 mod topics;
+
+use ahead::{plan_ahead, plan_records, sort_record, Ahead, Planned, Sorted};
 
 /// How often a table blocked by drift is re-checked against the target's catalog.
 const RECHECK_BLOCKED: Duration = Duration::from_secs(2);
@@ -48,8 +51,10 @@ pub struct Phases {
     /// Decoding records, in the fetch thread, overlapped with planning and the target
     /// transaction of the batch before.
     pub decode: Duration,
-    /// Coalescing and planning, dead letters included.
+    /// Coalescing and planning, dead letters included, while the target waited.
     pub plan: Duration,
+    /// Coalescing and planning done ahead, during the previous batch's target transaction.
+    pub plan_ahead: Duration,
     /// The target transaction: statements, offsets, commit.
     pub commit: Duration,
 }
@@ -59,6 +64,7 @@ impl std::ops::AddAssign for Phases {
         self.poll += other.poll;
         self.decode += other.decode;
         self.plan += other.plan;
+        self.plan_ahead += other.plan_ahead;
         self.commit += other.commit;
     }
 }
@@ -141,6 +147,8 @@ pub struct Sink {
     topics: topics::Topics,
     /// The holds on request recorded in the target (`crate::holds`).
     recorded_holds: BTreeSet<String>,
+    /// The next batch, read (and usually planned) during the last batch's transaction.
+    ahead: Option<Ahead>,
 }
 
 impl Sink {
@@ -236,6 +244,7 @@ impl Sink {
             handle,
             topics,
             recorded_holds,
+            ahead: None,
         };
         sink.export_slo();
         sink.publish_topics();
@@ -311,6 +320,8 @@ impl Sink {
             }
         }
         self.reseek = false;
+        // Read under the assignment being replaced.
+        self.ahead = None;
         self.fetcher.assign(assignment)
     }
 
@@ -528,25 +539,55 @@ impl Sink {
             return Ok(None);
         }
         let polling = Instant::now();
-        let batch = match self.fetcher.next(wait).await {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return Ok(None),
-            Err(e) => {
+        // A batch read ahead is used only under the assignment it was read with; every
+        // re-assignment drops it anyway.
+        let ahead = self
+            .ahead
+            .take()
+            .filter(|a| a.generation() == self.fetcher.generation());
+        let work = match ahead {
+            Some(Ahead::Planned { planned, .. }) => Some(Work::Planned(planned)),
+            Some(Ahead::Raw(batch)) => Some(Work::Fetched(batch)),
+            Some(Ahead::Failed { error, .. }) => {
                 self.reseek = true;
-                self.fail(&e);
-                return Err(e);
+                self.fail(&error);
+                return Err(error);
             }
+            Some(Ahead::Reread { .. }) => {
+                self.reassign()?;
+                None
+            }
+            None => None,
+        };
+        let work = match work {
+            Some(work) => work,
+            None => match self.fetcher.next(wait).await {
+                Ok(Some(batch)) => Work::Fetched(batch),
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    self.reseek = true;
+                    self.fail(&e);
+                    return Err(e);
+                }
+            },
         };
         let polled_in = polling.elapsed();
-        let (bytes, decode) = (batch.bytes, batch.decode);
-        let (polled, decoded) = (batch.polled, batch.decoded);
         // No record of a held partition arrives here: every hold or release re-assigns the
         // fetcher (a new generation) before the next batch, and the fetcher drops batches read
         // under an older one. A held partition resumes from its committed offset when released.
         let held = self.held_partitions();
-        let count = polled.len();
+        let (count, bytes, decode) = match &work {
+            Work::Planned(p) => (p.polled.len(), p.bytes, p.decode),
+            Work::Fetched(b) => (b.polled.len(), b.bytes, b.decode),
+        };
         let applying = Instant::now();
-        let mut result = self.apply(polled, decoded).await;
+        let mut result = match work {
+            Work::Planned(planned) => {
+                self.note_tables_seen(&planned.records);
+                self.commit(Ready::from(planned)).await
+            }
+            Work::Fetched(batch) => self.apply(batch.polled, batch.decoded).await,
+        };
         // A table blocked in this batch stops its partitions right before the blocking record,
         // but the consumer has fetched past it. Without a new assignment the next batch would
         // go on after this one, and its offsets would pass every record the block held back
@@ -636,6 +677,8 @@ impl Sink {
         Ok(())
     }
 
+    /// The full path: sorts the batch's records (dead-lettering the undecodable), plans every
+    /// table (blocking, evolving or setting records aside as the pipeline says), then commits.
     async fn apply(
         &mut self,
         polled: Vec<Polled>,
@@ -643,71 +686,26 @@ impl Sink {
     ) -> Result<BatchStats, ApplyError> {
         let started = Instant::now();
         let mut letters = Vec::new();
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(polled.len());
         // Counted for freshness only once this batch commits.
         let mut heartbeat_ms: Option<i64> = None;
         for (index, (p, decoded)) in polled.iter().zip(decoded).enumerate() {
-            let record = match decoded {
-                Ok(record) => record,
-                Err(reason) => {
-                    let error = ApplyError::Record {
-                        topic: p.topic.clone(),
-                        partition: p.partition,
-                        offset: p.offset,
-                        reason,
-                    };
+            match sort_record(&self.pipeline, index, p, decoded) {
+                Sorted::Table(record) => records.push(record),
+                Sorted::Heartbeat(ts) => heartbeat_ms = heartbeat_ms.max(Some(ts)),
+                Sorted::Skip => {}
+                Sorted::Poison(error) => {
                     self.poison(&mut letters, p, Stage::Decode, None, error)?;
-                    continue;
                 }
-            };
-            let (source_table, source_ts_ms) = match &record {
-                Record::Change(change) => (change.source.table.clone(), change.source.ts_ms),
-                Record::Truncate(truncate) => {
-                    (truncate.source.table.clone(), truncate.source.ts_ms)
-                }
-                // Heartbeats carry no rows, but they say how fresh the pipeline is.
-                Record::Heartbeat { ts_ms: Some(ts) } => {
-                    heartbeat_ms = heartbeat_ms.max(Some(*ts));
-                    continue;
-                }
-                // Tombstones only let Kafka compact a deleted key away: the delete event before
-                // them already removed the row. Transaction markers and logical messages carry
-                // no rows; they only move the offsets.
-                _ => continue,
-            };
-            let Some(source_table) = source_table else {
-                let error = ApplyError::Record {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    offset: p.offset,
-                    reason: "the change event's source block names no table".into(),
-                };
-                self.poison(&mut letters, p, Stage::Decode, None, error)?;
-                continue;
-            };
-            let table = self.pipeline.target_table(&p.topic, &source_table);
-            self.tables_seen
-                .entry(p.partition_key())
-                .or_default()
-                .insert(table.clone());
-            records.push(TableRecord {
-                index,
-                table,
-                source_ts_ms,
-                record: Positioned {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    offset: p.offset,
-                    record,
-                },
-            });
+            }
         }
+        self.note_tables_seen(&records);
 
         // Per partition, the first offset not to apply because its table is blocked.
         let mut cuts: BTreeMap<PartitionKey, i64> = BTreeMap::new();
         let mut stats = BatchStats::default();
         let mut attempts = 0usize;
-        let statements = loop {
+        let (statements, counts) = loop {
             attempts += 1;
             if attempts > polled.len() + 16 {
                 return Err(ApplyError::Config(
@@ -722,6 +720,47 @@ impl Sink {
                 None => continue,
             }
         };
+        self.commit(Ready {
+            polled,
+            records,
+            statements,
+            counts,
+            heartbeat_ms,
+            cuts,
+            letters,
+            stats,
+            started,
+        })
+        .await
+    }
+
+    fn note_tables_seen(&mut self, records: &[TableRecord]) {
+        for r in records {
+            let seen = self
+                .tables_seen
+                .entry((r.record.topic.clone(), r.record.partition))
+                .or_default();
+            if !seen.contains(&r.table) {
+                seen.insert(r.table.clone());
+            }
+        }
+    }
+
+    /// Sends the batch's dead letters, then applies its statements and moves its offsets in
+    /// one target transaction, reading and planning the next batch meanwhile when this one is
+    /// plain (no cut, no dead letter).
+    async fn commit(&mut self, ready: Ready) -> Result<BatchStats, ApplyError> {
+        let Ready {
+            polled,
+            records,
+            statements,
+            counts,
+            heartbeat_ms,
+            cuts,
+            mut letters,
+            mut stats,
+            started,
+        } = ready;
         let cut = |p: &Polled| {
             !cuts.is_empty() && cuts.get(&p.partition_key()).is_some_and(|c| p.offset >= *c)
         };
@@ -747,27 +786,49 @@ impl Sink {
         let expected = self.expected(&next);
         let planned_in = started.elapsed();
         let applying = Instant::now();
-        let applied = self
-            .target
-            .apply(&self.pipeline.name, &statements.0, &expected, &next)
-            .await;
+        let statement_count = statements.len();
+        // A cut re-assigns the fetcher after this batch, and dead letters are rare: only a
+        // plain batch reads ahead.
+        let (applied, ahead) = if cuts.is_empty() && letters.is_empty() {
+            let catalog = self.target.catalog();
+            let pipeline = self.pipeline.clone();
+            let done = tokio::sync::Notify::new();
+            let (target, fetcher, name) =
+                (&mut self.target, &mut self.fetcher, &self.pipeline.name);
+            let commit = async {
+                let applied = target.apply(name, statements, &expected, &next).await;
+                done.notify_one();
+                applied
+            };
+            tokio::join!(commit, read_ahead(fetcher, &done, pipeline, catalog))
+        } else {
+            let applied = self
+                .target
+                .apply(&self.pipeline.name, statements, &expected, &next)
+                .await;
+            (applied, None)
+        };
         let committed_in = applying.elapsed();
         tracing::debug!(
             plan_ms = planned_in.as_millis() as u64,
             commit_ms = committed_in.as_millis() as u64,
-            statements = statements.0.len(),
+            statements = statement_count,
             "apply phases"
         );
         stats.phases.plan = planned_in;
         stats.phases.commit = committed_in;
         match applied {
-            Ok(()) => {}
+            Ok(()) => self.ahead = ahead,
             Err(e)
                 if e.is_poison()
                     && self.pipeline.errors.tolerance == Tolerance::All
                     && self.dlq.is_some() =>
             {
                 tracing::warn!(pipeline = %self.pipeline.name, error = %e, "the target rejected a row; applying the batch one record at a time to find it");
+                // Whatever was read ahead is read again after the slow path.
+                if ahead.is_some() {
+                    self.reseek = true;
+                }
                 let included: Vec<&Polled> = polled.iter().filter(|p| !cut(p)).collect();
                 let result = self
                     .apply_one_by_one(&included, &records, &letters, started)
@@ -785,14 +846,14 @@ impl Sink {
             records.iter().filter(|r| !cut(&polled[r.index])).collect();
         self.after_commit(
             &next,
-            &statements.1,
+            &counts,
             &applied,
             &letters,
             stats.records as u64,
             started,
         );
-        stats.rows_written = statements.1.values().map(|t| t.upserts + t.deletes).sum();
-        stats.truncates = statements.1.values().map(|t| t.truncates).sum();
+        stats.rows_written = counts.values().map(|t| t.upserts + t.deletes).sum();
+        stats.truncates = counts.values().map(|t| t.truncates).sum();
         stats.dead_lettered = letters.len();
         stats.lag_ms = records
             .iter()
@@ -800,6 +861,9 @@ impl Sink {
             .filter_map(|r| r.source_ts_ms)
             .max()
             .map(|ts| now_ms() - ts);
+        // Freeing a batch (every record's rows and raw bytes) takes a while; done here it would
+        // delay the next batch's transaction, so a blocking thread does it.
+        tokio::task::spawn_blocking(move || drop((polled, records)));
         Ok(stats)
     }
 
@@ -881,40 +945,18 @@ impl Sink {
         table_name: &str,
         table_records: &[&TableRecord],
     ) -> Result<(Vec<Statement>, TableCounts), ApplyError> {
-        let mut positioned: Vec<&Positioned<Record>> =
-            table_records.iter().map(|r| &r.record).collect();
-        order_by_source_position(&mut positioned);
-        let batch = coalesce(positioned).map_err(|e| ApplyError::Record {
-            topic: table_records
-                .first()
-                .map(|r| r.record.topic.clone())
-                .unwrap_or_default(),
-            partition: table_records.first().map_or(-1, |r| r.record.partition),
-            offset: table_records.first().map_or(-1, |r| r.record.offset),
-            reason: format!("table {table_name}: {e}"),
-        })?;
-        let mut table = self.target.table(table_name).await?;
-        let planned = match self.target.plan(&table, &batch) {
+        let engine = self.pipeline.target.engine;
+        let table = self.target.table(table_name).await?;
+        match plan_records(engine, &table, table_records) {
             Err(ApplyError::SchemaDrift { .. } | ApplyError::KeyMismatch { .. }) => {
                 // The target may have caught up since the catalog was cached (new columns,
                 // or a primary key changed with the source's by a key-change plan).
                 self.target.forget(table_name);
-                table = self.target.table(table_name).await?;
-                self.target.plan(&table, &batch)?
+                let table = self.target.table(table_name).await?;
+                plan_records(engine, &table, table_records)
             }
-            other => other?,
-        };
-        let mut counts = TableCounts {
-            truncates: usize::from(batch.truncate.is_some()),
-            ..TableCounts::default()
-        };
-        for op in &batch.ops {
-            match op {
-                lockstep_debezium::TableOp::Upsert { .. } => counts.upserts += 1,
-                lockstep_debezium::TableOp::Delete { .. } => counts.deletes += 1,
-            }
+            other => other,
         }
-        Ok((planned, counts))
     }
 
     /// `evolve`: adds the missing columns, typed from the first record that carries each.
@@ -1121,7 +1163,12 @@ impl Sink {
             if letter.is_none() {
                 match self
                     .target
-                    .apply(&self.pipeline.name, &planned.0, &expected, &next)
+                    .apply(
+                        &self.pipeline.name,
+                        std::mem::take(&mut planned.0),
+                        &expected,
+                        &next,
+                    )
                     .await
                 {
                     Ok(()) => {
@@ -1146,7 +1193,7 @@ impl Sink {
             if let (Some(letter), Some(dlq)) = (letter, &self.dlq) {
                 dlq.send_all(std::slice::from_ref(&letter)).await?;
                 self.target
-                    .apply(&self.pipeline.name, &[], &expected, &next)
+                    .apply(&self.pipeline.name, Vec::new(), &expected, &next)
                     .await?;
                 self.after_commit(
                     &next,
@@ -1283,6 +1330,77 @@ impl Sink {
                 self.dead_letters
             ))
         })
+    }
+}
+
+/// Where a batch comes from in [`Sink::run_batch`].
+enum Work {
+    Fetched(crate::fetcher::FetchedBatch),
+    Planned(Planned),
+}
+
+/// A batch planned and ready for [`Sink::commit`].
+struct Ready {
+    polled: Vec<Polled>,
+    records: Vec<TableRecord>,
+    statements: Vec<Statement>,
+    counts: BTreeMap<String, TableCounts>,
+    heartbeat_ms: Option<i64>,
+    /// Per partition, the first offset not to apply because its table is blocked.
+    cuts: BTreeMap<PartitionKey, i64>,
+    letters: Vec<DeadLetter>,
+    stats: BatchStats,
+    started: Instant,
+}
+
+impl From<Planned> for Ready {
+    fn from(planned: Planned) -> Self {
+        let mut stats = BatchStats::default();
+        stats.phases.plan_ahead = planned.planned_in;
+        Ready {
+            polled: planned.polled,
+            records: planned.records,
+            statements: planned.statements,
+            counts: planned.counts,
+            heartbeat_ms: planned.heartbeat_ms,
+            cuts: BTreeMap::new(),
+            letters: Vec::new(),
+            stats,
+            // The batch's own time starts when it is taken up, not while the one before it
+            // was in the target.
+            started: Instant::now(),
+        }
+    }
+}
+
+/// How long the read-ahead waits for the next batch at most: in practice it stops when the
+/// transaction it overlaps ends.
+const READ_AHEAD_WAIT: Duration = Duration::from_secs(60);
+
+/// Takes the next batch from the fetcher while the current one is in the target's
+/// transaction (`done` is notified when that ends) and plans it on a blocking thread, so the
+/// runner's task keeps driving the transaction. `None` when no batch came in time.
+async fn read_ahead(
+    fetcher: &mut Fetcher,
+    done: &tokio::sync::Notify,
+    pipeline: SinkPipeline,
+    catalog: std::collections::HashMap<String, crate::table::TargetTable>,
+) -> Option<Ahead> {
+    let generation = fetcher.generation();
+    let fetched = tokio::select! {
+        biased;
+        fetched = fetcher.next(READ_AHEAD_WAIT) => fetched,
+        () = done.notified() => return None,
+    };
+    let batch = match fetched {
+        Ok(Some(batch)) => batch,
+        Ok(None) => return None,
+        Err(error) => return Some(Ahead::Failed { generation, error }),
+    };
+    match tokio::task::spawn_blocking(move || plan_ahead(&pipeline, &catalog, batch)).await {
+        Ok(ahead) => Some(ahead),
+        // The planning thread panicked: the records are gone from this process; read them again.
+        Err(_) => Some(Ahead::Reread { generation }),
     }
 }
 

@@ -1,12 +1,13 @@
 //! The target database behind one enum, so the runner is engine-neutral.
 //!
-//! Each engine adapter plans a table's coalesced batch into its own statements (pure) and applies
-//! a whole batch's statements together with the offsets in one transaction (I/O). Static dispatch
-//! through an enum: the engine is fixed per pipeline and there are two of them.
+//! Each engine plans a table's coalesced batch into its own statements (pure: `crate::pg_sql`,
+//! `crate::mysql_sql`), and its adapter applies a whole batch's statements together with the
+//! offsets in one transaction (I/O). Static dispatch through an enum: the engine is fixed per
+//! pipeline and there are two of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use lockstep_debezium::{CoalescedBatch, Column};
+use lockstep_debezium::Column;
 
 use crate::mariadb::MariaDbTarget;
 use crate::mysql_sql::MyStatement;
@@ -110,40 +111,31 @@ impl Target {
         }
     }
 
-    /// Plans one table's coalesced batch (pure; fails with [`ApplyError::SchemaDrift`] when a
-    /// row carries columns the table lacks).
-    pub fn plan(
-        &self,
-        table: &TargetTable,
-        batch: &CoalescedBatch,
-    ) -> Result<Vec<Statement>, ApplyError> {
-        Ok(match self {
-            Target::Postgres(_) => crate::pg_sql::plan(table, batch)?
-                .into_iter()
-                .map(Statement::Postgres)
-                .collect(),
-            Target::MariaDb(_) => crate::mysql_sql::plan(table, batch)?
-                .into_iter()
-                .map(Statement::MariaDb)
-                .collect(),
-        })
+    /// A copy of the cached catalog, for planning away from the connection
+    /// (`crate::runner`'s read-ahead).
+    pub fn catalog(&self) -> HashMap<String, TargetTable> {
+        match self {
+            Target::Postgres(t) => t.catalog(),
+            Target::MariaDb(t) => t.catalog(),
+        }
     }
 
     /// Applies the statements and moves the offsets in one transaction, fenced against another
-    /// process on the same partitions (see [`crate::postgres::PgTarget::apply`]).
+    /// process on the same partitions (see [`crate::postgres::PgTarget::apply`]). The statements
+    /// are moved, not copied: their parameters are the batch's whole data.
     pub async fn apply(
         &mut self,
         pipeline: &str,
-        statements: &[Statement],
+        statements: Vec<Statement>,
         expected: &BTreeMap<PartitionKey, Option<i64>>,
         next: &BTreeMap<PartitionKey, i64>,
     ) -> Result<(), ApplyError> {
         match self {
             Target::Postgres(t) => {
                 let own = statements
-                    .iter()
+                    .into_iter()
                     .map(|s| match s {
-                        Statement::Postgres(s) => Ok(s.clone()),
+                        Statement::Postgres(s) => Ok(s),
                         Statement::MariaDb(_) => Err(foreign_statement()),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -151,9 +143,9 @@ impl Target {
             }
             Target::MariaDb(t) => {
                 let own = statements
-                    .iter()
+                    .into_iter()
                     .map(|s| match s {
-                        Statement::MariaDb(s) => Ok(s.clone()),
+                        Statement::MariaDb(s) => Ok(s),
                         Statement::Postgres(_) => Err(foreign_statement()),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
