@@ -156,13 +156,21 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
     let workload = bench_workload::generate(events, &prefix, &table, seed, now_ms);
     let produce_seconds = produce(&bootstrap, &topic, &workload, compression).await?;
 
-    let mut results = Vec::new();
-    if matches!(engine, BenchEngine::Postgres | BenchEngine::All) {
-        results.push(bench_postgres(&bootstrap, &topic, &table, &workload, batch_rows).await?);
+    let measured = async {
+        let mut results = Vec::new();
+        if matches!(engine, BenchEngine::Postgres | BenchEngine::All) {
+            results.push(bench_postgres(&bootstrap, &topic, &table, &workload, batch_rows).await?);
+        }
+        if matches!(engine, BenchEngine::Mariadb | BenchEngine::All) {
+            results.push(bench_mariadb(&bootstrap, &topic, &table, &workload, batch_rows).await?);
+        }
+        anyhow::Ok(results)
     }
-    if matches!(engine, BenchEngine::Mariadb | BenchEngine::All) {
-        results.push(bench_mariadb(&bootstrap, &topic, &table, &workload, batch_rows).await?);
-    }
+    .await;
+    // The topic holds the whole workload (gigabytes without compression); a broker that keeps
+    // topics in memory would keep every run's.
+    delete_topic(&bootstrap, &topic).await;
+    let results = measured?;
     let report = BenchReport {
         events,
         inserts: workload.inserts,
@@ -178,6 +186,32 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<u8> {
         return Ok(exit::FAILED);
     }
     Ok(exit::OK)
+}
+
+/// Deletes the benchmark's topic; a failure is reported, not fatal (the figures stand).
+async fn delete_topic(bootstrap: &str, topic: &str) {
+    let admin: Result<AdminClient<DefaultClientContext>, _> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create();
+    let deleted = match admin {
+        Ok(admin) => admin
+            .delete_topics(
+                &[topic],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            )
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|results| {
+                results
+                    .into_iter()
+                    .find_map(Result::err)
+                    .map_or(Ok(()), |(name, code)| Err(format!("{name}: {code}")))
+            }),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = deleted {
+        eprintln!("could not delete the benchmark topic {topic} ({e}); delete it by hand to free the broker's storage");
+    }
 }
 
 async fn produce(
