@@ -540,13 +540,7 @@ fn key_columns(table: &TargetTable, key: &Row) -> Result<Vec<String>, ApplyError
 /// [`key_columns`] without allocating when the event's key names the target's key columns
 /// exactly (the common case, checked for every row).
 fn check_key(table: &TargetTable, key: &Row) -> Result<(), ApplyError> {
-    let exact = !table.primary_key.is_empty()
-        && key.columns.len() == table.primary_key.len()
-        && table
-            .primary_key
-            .iter()
-            .all(|k| key.columns.iter().any(|c| *c.name == **k));
-    if exact {
+    if table.is_keyed_by(key) {
         Ok(())
     } else {
         key_columns(table, key).map(|_| ())

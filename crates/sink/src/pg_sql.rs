@@ -59,14 +59,7 @@ fn same_columns(a: &[Column], b: &[Column]) -> bool {
 }
 
 fn check_key(table: &TargetTable, key: &Row) -> Result<(), ApplyError> {
-    // Runs once per row: the usual case, the same names, is settled without allocating.
-    let exact = !table.primary_key.is_empty()
-        && key.columns.len() == table.primary_key.len()
-        && table
-            .primary_key
-            .iter()
-            .all(|k| key.columns.iter().any(|c| *c.name == **k));
-    if exact {
+    if table.is_keyed_by(key) {
         return Ok(());
     }
     let mut event_key: Vec<&str> = key.columns.iter().map(|c| &*c.name).collect();

@@ -25,6 +25,17 @@ impl TargetTable {
             .find(|(c, _)| c == name)
             .map(|(_, t)| t.as_str())
     }
+
+    /// Whether an event's key names exactly this table's primary key columns. Checked for
+    /// every row, so it allocates nothing; the planners explain a mismatch themselves.
+    pub fn is_keyed_by(&self, key: &Row) -> bool {
+        !self.primary_key.is_empty()
+            && key.columns.len() == self.primary_key.len()
+            && self
+                .primary_key
+                .iter()
+                .all(|k| key.columns.iter().any(|c| *c.name == **k))
+    }
 }
 
 /// Columns of `row` the target does not have: the schema-drift check.
