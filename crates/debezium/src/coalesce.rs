@@ -54,6 +54,12 @@ pub enum TableOp {
         row: Row,
         /// The op of the last event for this key (Create, Read or Update).
         op: Op,
+        /// The key's first change in the batch created it (`c`): the source had no such row
+        /// before, so the target should not have it yet. It may all the same: a connector
+        /// restarted without exactly-once delivery replays changes already applied. A sink can
+        /// insert these rows without a conflict check as long as it falls back to the upsert
+        /// when the row turns out to be there.
+        created: bool,
         /// Where the last event for this key was read.
         position: Position,
     },
@@ -153,8 +159,24 @@ where
     I: IntoIterator<Item = &'a Positioned<Record>>,
 {
     let mut batch = CoalescedBatch::default();
-    // fingerprint -> (sequence number of the last event, that event)
-    let mut latest: HashMap<String, (usize, &'a Positioned<Record>)> = HashMap::new();
+    // fingerprint -> (sequence number of the last event, that event, whether the first event
+    // created the key)
+    let mut latest: HashMap<String, (usize, &'a Positioned<Record>, bool)> = HashMap::new();
+    fn keep<'a>(
+        latest: &mut HashMap<String, (usize, &'a Positioned<Record>, bool)>,
+        fingerprint: String,
+        seq: usize,
+        item: &'a Positioned<Record>,
+        creates: bool,
+    ) {
+        latest
+            .entry(fingerprint)
+            .and_modify(|(last_seq, last, _)| {
+                *last_seq = seq;
+                *last = item;
+            })
+            .or_insert((seq, item, creates));
+    }
     let position_of = |item: &Positioned<Record>| Position {
         topic: item.topic.clone(),
         partition: item.partition,
@@ -213,12 +235,18 @@ where
                         op: ev.op.code(),
                     });
                 }
-                latest.insert(key_fingerprint(key), (seq, item));
+                keep(
+                    &mut latest,
+                    key_fingerprint(key),
+                    seq,
+                    item,
+                    ev.op == Op::Create,
+                );
             }
             Record::Tombstone { key: Some(key) } => {
                 // After a delete this is a no-op; on a compacted topic it may
                 // be all that is left of the delete, so it deletes.
-                latest.insert(key_fingerprint(key), (seq, item));
+                keep(&mut latest, key_fingerprint(key), seq, item, false);
             }
             Record::Truncate(t) => {
                 check_table(&t.source)?;
@@ -235,11 +263,11 @@ where
         }
     }
 
-    let mut winners: Vec<(usize, &Positioned<Record>)> = latest.into_values().collect();
-    winners.sort_by_key(|(seq, _)| *seq);
+    let mut winners: Vec<(usize, &Positioned<Record>, bool)> = latest.into_values().collect();
+    winners.sort_by_key(|(seq, _, _)| *seq);
     batch.ops = winners
         .into_iter()
-        .filter_map(|(_, item)| {
+        .filter_map(|(_, item, created)| {
             let position = position_of(item);
             match &item.record {
                 Record::Change(ev) => {
@@ -252,6 +280,7 @@ where
                             key,
                             row: ev.after.clone()?,
                             op,
+                            created,
                             position,
                         },
                     })

@@ -149,7 +149,8 @@ fn initial_state(ids: &[i64]) -> State {
         .collect()
 }
 
-/// A compact description of a batch: "T" for truncate, then "+id=v" / "-id".
+/// A compact description of a batch: "T" for truncate, then "+id=v" / "-id"; an upsert of a key
+/// the batch created ends with "*".
 fn describe(batch: &CoalescedBatch) -> String {
     let mut parts = Vec::new();
     if batch.truncate.is_some() {
@@ -161,8 +162,8 @@ fn describe(batch: &CoalescedBatch) -> String {
             other => panic!("{other:?}"),
         };
         parts.push(match op {
-            TableOp::Upsert { row, .. } => match row.value("v") {
-                Some(Value::Int(v)) => format!("+{id}={v}"),
+            TableOp::Upsert { row, created, .. } => match row.value("v") {
+                Some(Value::Int(v)) => format!("+{id}={v}{}", if *created { "*" } else { "" }),
                 other => panic!("{other:?}"),
             },
             TableOp::Delete { .. } => format!("-{id}"),
@@ -175,11 +176,11 @@ fn describe(batch: &CoalescedBatch) -> String {
 fn coalescing_table() {
     let cases: Vec<(&str, Vec<Record>, &str)> = vec![
         ("empty", vec![], ""),
-        ("single insert", vec![c(1, 10)], "+1=10"),
+        ("single insert", vec![c(1, 10)], "+1=10*"),
         (
             "insert then updates keep last row",
             vec![c(1, 10), u(1, 11), u(1, 12)],
-            "+1=12",
+            "+1=12*",
         ),
         ("insert then delete is a delete", vec![c(1, 10), d(1)], "-1"),
         (
@@ -205,7 +206,7 @@ fn coalescing_table() {
         (
             "primary key change: delete old + create new",
             vec![c(1, 10), d(1), tomb(1), c(2, 10)],
-            "-1 +2=10",
+            "-1 +2=10*",
         ),
         (
             "snapshot read then update",
@@ -215,12 +216,12 @@ fn coalescing_table() {
         (
             "independent keys ordered by last event",
             vec![c(1, 1), c(2, 2), u(1, 3)],
-            "+2=2 +1=3",
+            "+2=2* +1=3*",
         ),
         (
             "truncate drops everything before",
             vec![c(1, 1), c(2, 2), trunc(), c(3, 3)],
-            "T +3=3",
+            "T +3=3*",
         ),
         ("truncate then delete", vec![trunc(), d(1)], "T -1"),
         (
@@ -228,7 +229,23 @@ fn coalescing_table() {
             vec![c(1, 1), trunc(), c(2, 2), trunc(), u(4, 4)],
             "T +4=4",
         ),
-        ("heartbeats are skipped", vec![hb(), c(1, 1), hb()], "+1=1"),
+        ("heartbeats are skipped", vec![hb(), c(1, 1), hb()], "+1=1*"),
+        (
+            "create, delete, create: still created in the batch",
+            vec![c(1, 1), d(1), c(1, 2)],
+            "+1=2*",
+        ),
+        (
+            "an update first: the row was there before the batch",
+            vec![u(1, 1), d(1), c(1, 2)],
+            "+1=2",
+        ),
+        ("a snapshot read first", vec![r(1, 1), u(1, 2)], "+1=2"),
+        (
+            "a create before a truncate does not count after it",
+            vec![c(1, 1), trunc(), u(1, 2)],
+            "T +1=2",
+        ),
     ];
     for (name, records, want) in cases {
         let input = positioned(records);
@@ -280,7 +297,7 @@ fn offsets_are_the_highest_per_partition() {
     .into_iter()
     .collect();
     assert_eq!(batch.offsets, want);
-    assert_eq!(describe(&batch), "+1=2 -2");
+    assert_eq!(describe(&batch), "+1=2* -2");
     let pos = batch.ops[0].position();
     assert_eq!((pos.partition, pos.offset), (0, 7));
 }
@@ -432,6 +449,25 @@ fn property_coalesced_batch_equals_sequential_application() {
             );
         }
         assert!(batch.ops.len() as i64 <= keys);
+        // `created`: the key's first record after the last truncate is a create.
+        let since_truncate = input
+            .iter()
+            .rposition(|p| matches!(p.record, Record::Truncate(_)))
+            .map_or(0, |i| i + 1);
+        for op in &batch.ops {
+            if let TableOp::Upsert { key, created, .. } = op {
+                let first = input[since_truncate..].iter().find(|p| match &p.record {
+                    Record::Change(ev) => ev.key.as_ref() == Some(key),
+                    Record::Tombstone { key: Some(k) } => k == key,
+                    _ => false,
+                });
+                let first_creates = matches!(
+                    first.map(|p| &p.record),
+                    Some(Record::Change(ev)) if ev.op == Op::Create
+                );
+                assert_eq!(*created, first_creates, "case {case}: {}", describe(&batch));
+            }
+        }
         // Offsets: highest per partition.
         for (p, &last) in next_offset.iter().enumerate() {
             let got = batch.offsets.get(&("t".to_string(), p as i32)).copied();

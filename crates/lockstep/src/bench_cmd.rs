@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::bench_workload::{self, Workload};
 use crate::cli::{BenchArgs, BenchCommand, BenchCompression, BenchEngine, GlobalArgs};
+use crate::cpu_time;
 use crate::exit;
 use crate::output::{self, TableView};
 
@@ -47,6 +48,14 @@ struct EngineResult {
     /// Planning done during the previous batch's target transaction.
     sink_plan_ahead_seconds: f64,
     sink_commit_seconds: f64,
+    /// CPU time per event of this process while the sink ran (all its threads: fetching,
+    /// decoding, planning, the runner).
+    sink_cpu_us_per_event: f64,
+    /// CPU time per event of the target's backend serving the sink, when it runs on this host
+    /// (PostgreSQL only: one process per connection).
+    target_cpu_us_per_event: Option<f64>,
+    /// The same for the backend of the fastest ceiling load, per row.
+    ceiling_cpu_us_per_row: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -104,6 +113,20 @@ impl TableView for BenchReport {
             lines.push(format!(
                 "{} sink time by phase: start {:.1} s, waiting for records {:.1} s, plan {:.1} s, target transaction {:.1} s; overlapped: planning ahead {:.1} s, decoding (in the fetch thread) {:.1} s",
                 r.engine, r.sink_start_seconds, r.sink_poll_seconds, r.sink_plan_seconds, r.sink_commit_seconds, r.sink_plan_ahead_seconds, r.sink_decode_seconds
+            ));
+            let target = match (r.target_cpu_us_per_event, r.ceiling_cpu_us_per_row) {
+                (Some(sink), Some(ceiling)) => format!(
+                    "; the target's backend {sink:.1} µs per event, and {ceiling:.1} µs per row for the {}",
+                    r.ceiling_method
+                ),
+                (Some(sink), None) => format!("; the target's backend {sink:.1} µs per event"),
+                // MariaDB serves connections with threads of one process; a PostgreSQL on
+                // another host has no /proc here.
+                _ => String::new(),
+            };
+            lines.push(format!(
+                "{} CPU: lockstep {:.1} µs per event{target}",
+                r.engine, r.sink_cpu_us_per_event
             ));
         }
         lines
@@ -283,11 +306,39 @@ async fn produce(
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Runs the sink until the target has committed every event; returns the seconds it took and
-/// where they went.
-async fn run_sink(pipeline_yaml: &str, events: usize) -> anyhow::Result<(f64, f64, Phases)> {
+/// What one sink run measured.
+struct SinkRun {
+    seconds: f64,
+    start_seconds: f64,
+    phases: Phases,
+    /// This process's CPU time from the sink's start to its last commit.
+    cpu: Duration,
+    /// The target backends' CPU time, when they could be read.
+    target_cpu: Option<Duration>,
+}
+
+/// Runs the sink until the target has committed every event; returns the seconds it took, where
+/// they went and the CPU time it used. With `backends`, the PostgreSQL backends the sink opened
+/// are looked up through that connection and their CPU time read from `/proc` before the sink
+/// closes them.
+async fn run_sink(
+    pipeline_yaml: &str,
+    events: usize,
+    backends: Option<&tokio_postgres::Client>,
+) -> anyhow::Result<SinkRun> {
     let pipeline = SinkPipeline::parse(Path::new("bench pipeline"), pipeline_yaml)?;
+    let opened_after = match backends {
+        Some(client) => Some(
+            client
+                .query_one("select clock_timestamp()::text", &[])
+                .await
+                .context("reading the target's clock")?
+                .get::<_, String>(0),
+        ),
+        None => None,
+    };
     let started = Instant::now();
+    let cpu_at_start = cpu_time::process();
     let mut sink = Sink::start(pipeline).await?;
     let mut phases = Phases::default();
     let start_seconds = started.elapsed().as_secs_f64();
@@ -318,8 +369,39 @@ async fn run_sink(pipeline_yaml: &str, events: usize) -> anyhow::Result<(f64, f6
             }
         }
     }
+    let cpu = cpu_time::process().saturating_sub(cpu_at_start);
     progress.finish_and_clear();
-    Ok(((last_commit - started).as_secs_f64(), start_seconds, phases))
+    let target_cpu = match (backends, opened_after) {
+        (Some(client), Some(after)) => sink_backends_cpu(client, &after).await,
+        _ => None,
+    };
+    drop(sink);
+    Ok(SinkRun {
+        seconds: (last_commit - started).as_secs_f64(),
+        start_seconds,
+        phases,
+        cpu,
+        target_cpu,
+    })
+}
+
+/// The CPU time of the sink's PostgreSQL backends (opened after `after`), when every one of
+/// them runs on this host.
+async fn sink_backends_cpu(client: &tokio_postgres::Client, after: &str) -> Option<Duration> {
+    let rows = client
+        .query(
+            "select pid from pg_stat_activity
+              where application_name = 'lockstep-sink' and datname = current_database()
+                and backend_start >= $1::text::timestamptz",
+            &[&after],
+        )
+        .await
+        .ok()?;
+    let mut total = Duration::ZERO;
+    for row in &rows {
+        total += cpu_time::local_process(row.get::<_, i32>(0), "postgres")?;
+    }
+    (!rows.is_empty()).then_some(total)
 }
 
 async fn bench_postgres(
@@ -354,16 +436,23 @@ async fn bench_postgres(
     let yaml = format!(
         "name: {table}\nkafka: {{bootstrap_servers: '{bootstrap}', topics: ['{topic}']}}\ntarget: {{engine: postgres, host: '{host}', port: {port}, user: '{user}', database: '{db}'}}\nbatch: {{max_rows: {batch_rows}, linger_ms: 50}}\n"
     );
-    let sink = run_sink(&yaml, workload.events.len()).await?;
+    let sink = run_sink(&yaml, workload.events.len(), Some(&client)).await?;
 
     // The ceiling: COPY of the final rows, in one stream; the best of a few runs, since one
     // run on a shared machine can be slowed by anything.
+    let backend: i32 = client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .context("reading the benchmark connection's backend")?
+        .get(0);
     let mut ceiling_seconds = f64::INFINITY;
+    let mut ceiling_cpu = None;
     for _ in 0..CEILING_RUNS {
         client
             .batch_execute(&format!("TRUNCATE {ceiling_table}"))
             .await
             .context("emptying the ceiling table")?;
+        let cpu_at_start = cpu_time::local_process(backend, "postgres");
         let started = Instant::now();
         let copy = client
             .copy_in::<_, bytes::Bytes>(&format!("COPY {ceiling_table} FROM STDIN"))
@@ -383,7 +472,13 @@ async fn bench_postgres(
             .await
             .context("COPY data")?;
         copy.as_mut().finish().await.context("finishing COPY")?;
-        ceiling_seconds = ceiling_seconds.min(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        if seconds < ceiling_seconds {
+            ceiling_seconds = seconds;
+            ceiling_cpu = cpu_at_start
+                .zip(cpu_time::local_process(backend, "postgres"))
+                .map(|(before, after)| after.saturating_sub(before));
+        }
     }
 
     let digest = |t: &str| {
@@ -408,7 +503,7 @@ async fn bench_postgres(
         "COPY",
         workload,
         sink,
-        ceiling_seconds,
+        (ceiling_seconds, ceiling_cpu),
         tables_equal,
     ))
 }
@@ -457,7 +552,7 @@ async fn bench_mariadb(
     let yaml = format!(
         "name: {table}\nkafka: {{bootstrap_servers: '{bootstrap}', topics: ['{topic}']}}\ntarget: {{engine: mariadb, host: '{host}', port: {port}, user: '{user}', password: '{password_ref}', database: '{db}'}}\nbatch: {{max_rows: {batch_rows}, linger_ms: 50}}\n"
     );
-    let sink = run_sink(&yaml, workload.events.len()).await?;
+    let sink = run_sink(&yaml, workload.events.len(), None).await?;
 
     // The ceiling: multi-row INSERTs of 2,000 rows in one transaction, best of a few runs.
     let mut ceiling_seconds = f64::INFINITY;
@@ -504,7 +599,7 @@ async fn bench_mariadb(
         "multi-row INSERT",
         workload,
         sink,
-        ceiling_seconds,
+        (ceiling_seconds, None),
         tables_equal,
     ))
 }
@@ -513,12 +608,20 @@ fn result(
     engine: &'static str,
     ceiling_method: &'static str,
     workload: &Workload,
-    sink: (f64, f64, Phases),
-    ceiling_seconds: f64,
+    sink: SinkRun,
+    (ceiling_seconds, ceiling_cpu): (f64, Option<Duration>),
     tables_equal: bool,
 ) -> EngineResult {
-    let (sink_seconds, start_seconds, phases) = sink;
+    let SinkRun {
+        seconds: sink_seconds,
+        start_seconds,
+        phases,
+        cpu,
+        target_cpu,
+    } = sink;
     let events = workload.events.len();
+    let final_rows = workload.final_rows.len();
+    let micros_each = |cpu: Duration, count: usize| cpu.as_secs_f64() * 1e6 / count.max(1) as f64;
     let sink_rate = events as f64 / sink_seconds.max(1e-9);
     let ceiling_rate = workload.final_rows.len() as f64 / ceiling_seconds.max(1e-9);
     EngineResult {
@@ -538,5 +641,8 @@ fn result(
         sink_plan_seconds: phases.plan.as_secs_f64(),
         sink_plan_ahead_seconds: phases.plan_ahead.as_secs_f64(),
         sink_commit_seconds: phases.commit.as_secs_f64(),
+        sink_cpu_us_per_event: micros_each(cpu, events),
+        target_cpu_us_per_event: target_cpu.map(|cpu| micros_each(cpu, events)),
+        ceiling_cpu_us_per_row: ceiling_cpu.map(|cpu| micros_each(cpu, final_rows)),
     }
 }

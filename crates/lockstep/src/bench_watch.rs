@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use axum::extract::{Path as UrlPath, RawQuery, State as AxState};
@@ -185,22 +185,6 @@ async fn serve_replay(replay: Replay) -> anyhow::Result<String> {
         }
     });
     Ok(format!("http://{addr}"))
-}
-
-/// CPU time (user + system) of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete `rusage` into the pointer it is given; RUSAGE_THREAD
-    // (Linux) concerns the calling thread only. On failure the zeroed value is read.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 #[derive(Debug, Serialize)]
@@ -411,11 +395,11 @@ pub async fn run(global: &GlobalArgs, args: BenchWatchArgs) -> anyhow::Result<u8
                 let mut cpu = Vec::with_capacity(cycles);
                 let mut recommendations = 0;
                 for _ in 0..cycles {
-                    let cpu0 = thread_cpu();
+                    let cpu0 = crate::cpu_time::thread();
                     let t0 = Instant::now();
                     let report = watcher.cycle().await;
                     wall.push(t0.elapsed().as_secs_f64() * 1000.0);
-                    cpu.push(thread_cpu().saturating_sub(cpu0).as_secs_f64() * 1000.0);
+                    cpu.push(crate::cpu_time::thread().saturating_sub(cpu0).as_secs_f64() * 1000.0);
                     check(&report)?;
                     recommendations += report
                         .actions

@@ -8,6 +8,7 @@ mod bench_workload;
 mod cli;
 mod connect_cmd;
 mod connectors_cmd;
+mod cpu_time;
 mod ddl_api;
 mod ddl_cmd;
 mod ddl_queue;

@@ -71,6 +71,9 @@ pub struct SinkMetrics {
     pub lag_seconds: HistogramFamily<TableLabels>,
     pub blocked_tables: Family<TableLabels, Gauge>,
     pub dead_letters: Family<DeadLetterLabels, Counter>,
+    /// Batches applied a second time, with upserts, because a row they created was already in
+    /// the target: the source connector replayed changes.
+    pub replayed_batches: Family<PipelineLabels, Counter>,
     pub committed_offset: Family<PartitionLabels, Gauge>,
     pub paused: Family<PipelineLabels, Gauge>,
     /// Changes committed within the pipeline's `slo.lag_seconds` (the SLO's good events; the
@@ -125,6 +128,11 @@ impl SinkMetrics {
             metrics.dead_letters.clone(),
         );
         sub.register(
+            "replayed_batches",
+            "Batches applied again with upserts because a row they created was already in the target (the source connector replayed changes it had sent)",
+            metrics.replayed_batches.clone(),
+        );
+        sub.register(
             "committed_offset",
             "Next Kafka offset committed in the target, per partition",
             metrics.committed_offset.clone(),
@@ -172,6 +180,7 @@ impl SinkMetrics {
             lag_seconds: Family::new_with_constructor(lag_histogram),
             blocked_tables: Family::default(),
             dead_letters: Family::default(),
+            replayed_batches: Family::default(),
             committed_offset: Family::default(),
             paused: Family::default(),
             changes_within_slo: Family::default(),

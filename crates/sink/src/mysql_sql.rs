@@ -800,6 +800,7 @@ mod tests {
                 col("amount", Value::Decimal("1.50".into())),
             ]),
             op: Op::Create,
+            created: false,
             position: pos(id),
         }
     }
@@ -1051,6 +1052,7 @@ mod tests {
                 col("amount", Value::Float(f64::NAN)),
             ]),
             op: Op::Update,
+            created: false,
             position: pos(1),
         };
         match plan(&table(), &batch(vec![unwritable], false)) {
@@ -1082,6 +1084,7 @@ mod tests {
             key: row(vec![col("id", Value::Int(1))]),
             row: row(vec![col("id", Value::Int(1))]),
             op: Op::Read,
+            created: false,
             position: pos(1),
         };
         let statements = plan(&t, &batch(vec![op], false)).expect("plan");

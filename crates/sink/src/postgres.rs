@@ -28,6 +28,22 @@ pub struct PgTarget {
     client: Client,
     schema: String,
     tables: HashMap<String, TargetTable>,
+    /// Batches still to apply with upserts only, after a created row was found already there.
+    upserts_only: u32,
+    /// Batches applied again as upserts because a created row was already there.
+    replayed_batches: u64,
+}
+
+/// After a replayed create, this many batches skip the plain INSERTs: a replay (a connector
+/// restarted without exactly-once delivery) repeats a run of changes, and each batch of it
+/// would otherwise be applied twice.
+const UPSERTS_AFTER_A_REPLAY: u32 = 100;
+
+/// How one attempt at a batch's transaction ended.
+enum Attempt {
+    Applied,
+    /// A plain INSERT of created rows found one of them there; nothing was committed.
+    Duplicate,
 }
 
 impl PgTarget {
@@ -72,6 +88,8 @@ impl PgTarget {
             .await
             .map_err(db_error)?;
         Ok(Self {
+            upserts_only: 0,
+            replayed_batches: 0,
             client,
             schema: settings.schema.clone(),
             tables: HashMap::new(),
@@ -242,6 +260,50 @@ impl PgTarget {
         expected: &BTreeMap<PartitionKey, Option<i64>>,
         next: &BTreeMap<PartitionKey, i64>,
     ) -> Result<(), ApplyError> {
+        let upserts_only = self.upserts_only > 0;
+        self.upserts_only = self.upserts_only.saturating_sub(1);
+        match self
+            .attempt(pipeline, statements, expected, next, upserts_only)
+            .await?
+        {
+            Attempt::Applied => Ok(()),
+            Attempt::Duplicate => {
+                self.replayed_batches += 1;
+                self.upserts_only = UPSERTS_AFTER_A_REPLAY;
+                tracing::info!(
+                    pipeline,
+                    batches = UPSERTS_AFTER_A_REPLAY,
+                    "a created row was already in the target (the source connector replays changes it had sent); applying this batch again and the next ones with upserts"
+                );
+                match self
+                    .attempt(pipeline, statements, expected, next, true)
+                    .await?
+                {
+                    Attempt::Applied => Ok(()),
+                    // Only plain INSERTs report duplicates, and there are none with upserts only.
+                    Attempt::Duplicate => Err(ApplyError::Database(
+                        "a batch applied with upserts only still reported a duplicate row".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Batches applied again with upserts because a row the batch created was already there.
+    pub fn replayed_batches(&self) -> u64 {
+        self.replayed_batches
+    }
+
+    /// One transaction of [`Self::apply`]. With `upserts_only`, every statement that has an
+    /// upsert for duplicates runs that instead.
+    async fn attempt(
+        &mut self,
+        pipeline: &str,
+        statements: &[PgStatement],
+        expected: &BTreeMap<PartitionKey, Option<i64>>,
+        next: &BTreeMap<PartitionKey, i64>,
+        upserts_only: bool,
+    ) -> Result<Attempt, ApplyError> {
         let tx = self.client.transaction().await.map_err(db_error)?;
         for ((topic, partition), expected_next) in expected {
             let row = tx
@@ -268,9 +330,19 @@ impl PgTarget {
                 .iter()
                 .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
                 .collect();
-            tx.execute(statement.sql.as_str(), &params)
-                .await
-                .map_err(db_error)?;
+            let sql = match (&statement.on_duplicate, upserts_only) {
+                (Some(upsert), true) => upsert,
+                _ => &statement.sql,
+            };
+            if let Err(e) = tx.execute(sql.as_str(), &params).await {
+                let duplicate =
+                    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+                if duplicate && statement.on_duplicate.is_some() && !upserts_only {
+                    tx.rollback().await.map_err(db_error)?;
+                    return Ok(Attempt::Duplicate);
+                }
+                return Err(db_error(e));
+            }
         }
         for ((topic, partition), next_offset) in next {
             let fenced = |found| ApplyError::Fenced {
@@ -312,7 +384,8 @@ impl PgTarget {
                 })?;
             }
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(Attempt::Applied)
     }
 
     /// Adds `columns` as nullable columns typed from their Connect schema (`IF NOT EXISTS`, so

@@ -149,6 +149,8 @@ pub struct Sink {
     recorded_holds: BTreeSet<String>,
     /// The next batch, read (and usually planned) during the last batch's transaction.
     ahead: Option<Ahead>,
+    /// The target's count of batches applied again after a replay, as last exported.
+    replayed_batches: u64,
 }
 
 impl Sink {
@@ -233,6 +235,7 @@ impl Sink {
             fetcher,
             reseek: false,
             heartbeat_ms: None,
+            replayed_batches: 0,
             dlq,
             metrics,
             committed,
@@ -1221,6 +1224,14 @@ impl Sink {
         started: Instant,
     ) {
         let pipeline = self.pipeline.name.clone();
+        let replayed = self.target.replayed_batches();
+        if replayed > self.replayed_batches {
+            self.metrics
+                .replayed_batches
+                .get_or_create(&self.labels())
+                .inc_by(replayed - self.replayed_batches);
+        }
+        self.replayed_batches = replayed;
         for (key, offset) in next {
             self.committed.insert(key.clone(), Some(*offset));
             self.metrics

@@ -120,6 +120,15 @@ impl Target {
         }
     }
 
+    /// Batches this connection applied again with upserts because a row they created was
+    /// already there (PostgreSQL; MariaDB's statements are upserts throughout).
+    pub fn replayed_batches(&self) -> u64 {
+        match self {
+            Target::Postgres(t) => t.replayed_batches(),
+            Target::MariaDb(_) => 0,
+        }
+    }
+
     /// Applies the statements and moves the offsets in one transaction, fenced against another
     /// process on the same partitions (see [`crate::postgres::PgTarget::apply`]). The statements
     /// are moved, not copied: their parameters are the batch's whole data.

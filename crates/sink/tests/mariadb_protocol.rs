@@ -197,6 +197,7 @@ async fn adapter(
                             .collect(),
                     },
                     op: Op::Update,
+                    created: false,
                     position: Position {
                         topic: "bench".into(),
                         partition: 0,

@@ -70,6 +70,7 @@ fn upsert(id: i64, columns: Vec<Column>) -> TableOp {
             columns: all,
         },
         op: Op::Create,
+        created: false,
         position: Position {
             topic: "t".into(),
             partition: 0,

@@ -51,6 +51,43 @@ where
     }
 }
 
+/// One table on the source (created by `source_sql`) and on the target (`target_sql`), and a
+/// Debezium connector streaming it; the connector's name is also the topic prefix.
+struct OneTable {
+    name: String,
+    table: String,
+    source: tokio_postgres::Client,
+    target: tokio_postgres::Client,
+    connector: lockstep_e2e::PgConnector,
+}
+
+/// `source_sql` and `target_sql` are formatted with the table's name in place of `{table}`.
+async fn one_table(stack: &Stack, prefix: &str, source_sql: &str, target_sql: &str) -> OneTable {
+    let name = unique_name(prefix).replace('_', "-");
+    let table = name.replace('-', "_");
+    let source = stack.pg_source().await.expect("source");
+    let target = stack.pg(&stack.pg_target_db).await.expect("target");
+    source
+        .batch_execute(&source_sql.replace("{table}", &table))
+        .await
+        .expect("source table");
+    target
+        .batch_execute(&target_sql.replace("{table}", &table))
+        .await
+        .expect("target table");
+    let connector = stack
+        .start_pg_connector(&name, &[&table], &[])
+        .await
+        .expect("connector");
+    OneTable {
+        name,
+        table,
+        source,
+        target,
+        connector,
+    }
+}
+
 fn metrics_text(registry: &Registry) -> String {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
@@ -269,28 +306,23 @@ async fn block_holds_only_the_drifted_table_until_the_target_catches_up_and_evol
 #[tokio::test]
 async fn poison_records_go_to_the_dead_letter_topic_with_context_and_the_pipeline_goes_on() {
     let stack = Stack::get();
-    let name = unique_name("dlq").replace('_', "-");
-    let table = name.replace('-', "_");
-    let source = stack.pg_source().await.expect("source");
-    let target = stack.pg(&stack.pg_target_db).await.expect("target");
-    source
-        .batch_execute(&format!(
-            "create table {table} {DDL};
-             insert into {table} select g, 'r' || g, g from generate_series(1, 20) g;"
-        ))
-        .await
-        .expect("source table");
     // The target refuses amounts of 1000 and more: rows the source accepts but the target rejects.
-    target
-        .batch_execute(&format!(
-            "create table {table} (id bigint primary key, name text not null, amount numeric(12,2) check (amount < 1000))"
-        ))
-        .await
-        .expect("target table");
-    let connector = stack
-        .start_pg_connector(&name, &[&table], &[])
-        .await
-        .expect("connector");
+    let OneTable {
+        name,
+        table,
+        source,
+        target,
+        connector,
+    } = one_table(
+        &stack,
+        "dlq",
+        &format!(
+            "create table {{table}} {DDL};
+             insert into {{table}} select g, 'r' || g, g from generate_series(1, 20) g;"
+        ),
+        "create table {table} (id bigint primary key, name text not null, amount numeric(12,2) check (amount < 1000))",
+    )
+    .await;
     let cleanup = async {
         connector.cleanup().await;
     };
@@ -449,6 +481,117 @@ async fn poison_records_go_to_the_dead_letter_topic_with_context_and_the_pipelin
             assert!(
                 text.contains(&topic) && text.contains("dead_letter_topic"),
                 "{text}"
+            );
+        }
+    };
+    with_cleanup(body, cleanup).await;
+}
+
+#[tokio::test]
+async fn creates_a_restarted_connector_sends_again_are_applied_as_upserts_not_refused() {
+    let stack = Stack::get();
+    let create = format!("create table {{table}} {DDL}");
+    let OneTable {
+        name,
+        table,
+        source,
+        target,
+        connector,
+    } = one_table(&stack, "replay", &create, &create).await;
+    let cleanup = async {
+        connector.cleanup().await;
+    };
+    let body = {
+        let stack = stack.clone();
+        async move {
+            // Rows inserted while the connector streams (the table was empty at its snapshot):
+            // `c` events, which the sink inserts without a conflict check.
+            source
+                .batch_execute(&format!(
+                    "insert into {table} select g, 'n' || g, g from generate_series(1, 30) g"
+                ))
+                .await
+                .expect("inserts");
+            let topic = format!("{name}.public.{table}");
+            let mut registry = Registry::default();
+            let metrics = SinkMetrics::register(&mut registry);
+            let sink_pipeline = pipeline(&stack, &name, std::slice::from_ref(&topic), "public", "");
+            let handle = SinkHandle::new(&sink_pipeline.name, "postgres");
+            let mut sink = Sink::start_with(sink_pipeline, metrics, handle)
+                .await
+                .expect("sink");
+            let converged =
+                || async { table_text(&source, &table).await == table_text(&target, &table).await };
+            run_until(
+                &mut sink,
+                "the creates",
+                Duration::from_secs(120),
+                converged,
+            )
+            .await;
+
+            // A connector restarted without exactly-once delivery sends changes again from its
+            // last committed source offset: the same records at new offsets.
+            let consumer = stack.consumer().expect("consumer");
+            let sent = lockstep_e2e::consume(&consumer, &topic, None, 30, Duration::from_secs(30))
+                .expect("the creates");
+            assert_eq!(sent.len(), 30);
+            let producer: FutureProducer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &stack.kafka_bootstrap)
+                .create()
+                .expect("producer");
+            for record in &sent {
+                let mut again = FutureRecord::<[u8], [u8]>::to(&topic);
+                if let Some(key) = record.key.as_deref() {
+                    again = again.key(key);
+                }
+                if let Some(value) = record.value.as_deref() {
+                    again = again.payload(value);
+                }
+                producer
+                    .send(again, Duration::from_secs(30))
+                    .await
+                    .expect("replayed record produced");
+            }
+            // The source goes on meanwhile.
+            source
+                .batch_execute(&format!(
+                    "insert into {table} values (31, 'n31', 31);
+                     update {table} set name = 'after' where id = 1;"
+                ))
+                .await
+                .expect("later changes");
+            // Kafka order puts those after the replayed records: reaching them passes the replay.
+            run_until(
+                &mut sink,
+                "past the replay",
+                Duration::from_secs(120),
+                converged,
+            )
+            .await;
+            let rows = target
+                .query_one(
+                    &format!("select count(*), max(name) filter (where id = 1) from {table}"),
+                    &[],
+                )
+                .await
+                .expect("rows");
+            assert_eq!(
+                (rows.get::<_, i64>(0), rows.get::<_, String>(1)),
+                (31, "after".to_string())
+            );
+            let text = metrics_text(&registry);
+            let replayed = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("lockstep_sink_replayed_batches_total{")
+                        && l.contains(&format!("pipeline=\"{name}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            assert!(
+                replayed.is_some_and(|n| n >= 1),
+                "the replayed batch is counted: {replayed:?}\n{text}"
             );
         }
     };
