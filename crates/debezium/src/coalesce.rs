@@ -16,6 +16,7 @@
 //! swap safe (no reordering can in general); the sink must be prepared for
 //! that.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -47,11 +48,11 @@ impl std::fmt::Display for Position {
 
 /// One operation of a coalesced batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum TableOp {
+pub enum TableOp<'a> {
     /// Insert the row, or replace the row with the same key.
     Upsert {
-        key: Row,
-        row: Row,
+        key: Cow<'a, Row>,
+        row: Cow<'a, Row>,
         /// The op of the last event for this key (Create, Read or Update).
         op: Op,
         /// The key's first change in the batch created it (`c`): the source had no such row
@@ -64,10 +65,13 @@ pub enum TableOp {
         position: Position,
     },
     /// Delete the row with this key, if present.
-    Delete { key: Row, position: Position },
+    Delete {
+        key: Cow<'a, Row>,
+        position: Position,
+    },
 }
 
-impl TableOp {
+impl TableOp<'_> {
     pub fn key(&self) -> &Row {
         match self {
             TableOp::Upsert { key, .. } | TableOp::Delete { key, .. } => key,
@@ -83,14 +87,14 @@ impl TableOp {
 
 /// The result of coalescing one table's records.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct CoalescedBatch {
+pub struct CoalescedBatch<'a> {
     /// The table, when any change or truncate named it.
     pub table: Option<TableId>,
     /// Set when the batch contains a truncate: apply it first. The position
     /// is the last truncate's.
     pub truncate: Option<Position>,
     /// Per-key final operations, to apply after the truncate (if any).
-    pub ops: Vec<TableOp>,
+    pub ops: Vec<TableOp<'a>>,
     /// Highest offset per (topic, partition) among all input records,
     /// including records that produced no operation (heartbeats, messages,
     /// tombstones). Store these with the batch; resume from offset + 1.
@@ -151,10 +155,11 @@ fn same_table(id: &TableId, source: &crate::envelope::Source) -> bool {
 
 /// Coalesce the records of one table, given in Kafka order.
 ///
-/// The records are borrowed: only the rows that survive (the last change of each key) are
-/// copied into the batch, so a caller that may have to plan the same records again (the sink
-/// after a block or a poison record) keeps them without copying every one up front.
-pub fn coalesce<'a, I>(records: I) -> Result<CoalescedBatch, CoalesceError>
+/// The records are borrowed, and so are the surviving rows (the last change of each key): a
+/// caller that may have to plan the same records again (the sink after a block or a poison
+/// record) keeps them, and no row is copied (copying the winners was a twentieth of the sink's
+/// CPU).
+pub fn coalesce<'a, I>(records: I) -> Result<CoalescedBatch<'a>, CoalesceError>
 where
     I: IntoIterator<Item = &'a Positioned<Record>>,
 {
@@ -273,12 +278,12 @@ where
                 Record::Change(ev) => {
                     // Both checked above: a kept change has a key, and an after row unless
                     // it is a delete.
-                    let key = ev.key.clone()?;
+                    let key = Cow::Borrowed(ev.key.as_ref()?);
                     Some(match ev.op {
                         Op::Delete => TableOp::Delete { key, position },
                         op => TableOp::Upsert {
                             key,
-                            row: ev.after.clone()?,
+                            row: Cow::Borrowed(ev.after.as_ref()?),
                             op,
                             created,
                             position,
@@ -286,7 +291,7 @@ where
                     })
                 }
                 Record::Tombstone { key: Some(key) } => Some(TableOp::Delete {
-                    key: key.clone(),
+                    key: Cow::Borrowed(key),
                     position,
                 }),
                 // Only changes and keyed tombstones are kept above.

@@ -128,7 +128,7 @@ fn apply_batch(mut state: State, batch: &CoalescedBatch) -> State {
     for op in &batch.ops {
         match op {
             TableOp::Upsert { key, row, .. } => {
-                state.insert(key_fingerprint(key), row.clone());
+                state.insert(key_fingerprint(key), row.clone().into_owned());
             }
             TableOp::Delete { key, .. } => {
                 state.remove(&key_fingerprint(key));
@@ -281,14 +281,14 @@ fn offsets_are_the_highest_per_partition() {
         offset,
         record,
     };
-    let batch = coalesce(&vec![
+    let records = vec![
         mk("a", 0, 5, c(1, 1)),
         mk("a", 1, 9, c(2, 1)),
         mk("a", 0, 7, u(1, 2)),
         mk("b", 0, 3, hb()),
         mk("a", 1, 12, d(2)),
-    ])
-    .unwrap();
+    ];
+    let batch = coalesce(&records).unwrap();
     let want: BTreeMap<(String, i32), i64> = [
         (("a".to_string(), 0), 7),
         (("a".to_string(), 1), 12),
@@ -457,8 +457,8 @@ fn property_coalesced_batch_equals_sequential_application() {
         for op in &batch.ops {
             if let TableOp::Upsert { key, created, .. } = op {
                 let first = input[since_truncate..].iter().find(|p| match &p.record {
-                    Record::Change(ev) => ev.key.as_ref() == Some(key),
-                    Record::Tombstone { key: Some(k) } => k == key,
+                    Record::Change(ev) => ev.key.as_ref() == Some(&**key),
+                    Record::Tombstone { key: Some(k) } => k == &**key,
                     _ => false,
                 });
                 let first_creates = matches!(

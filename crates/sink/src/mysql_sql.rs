@@ -752,6 +752,8 @@ fn string_type(column: &ColumnType) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use lockstep_debezium::{Op, Position, Schema};
 
@@ -763,11 +765,11 @@ mod tests {
         }
     }
 
-    fn row(cols: Vec<Column>) -> Row {
-        Row {
+    fn row(cols: Vec<Column>) -> Cow<'static, Row> {
+        Cow::Owned(Row {
             schema_name: None,
             columns: cols,
-        }
+        })
     }
 
     fn pos(offset: i64) -> Position {
@@ -791,7 +793,7 @@ mod tests {
         }
     }
 
-    fn upsert(id: i64, note: Option<&str>) -> TableOp {
+    fn upsert(id: i64, note: Option<&str>) -> TableOp<'static> {
         TableOp::Upsert {
             key: row(vec![col("id", Value::Int(id))]),
             row: row(vec![
@@ -805,14 +807,14 @@ mod tests {
         }
     }
 
-    fn delete(id: i64) -> TableOp {
+    fn delete(id: i64) -> TableOp<'static> {
         TableOp::Delete {
             key: row(vec![col("id", Value::Int(id))]),
             position: pos(id),
         }
     }
 
-    fn batch(ops: Vec<TableOp>, truncate: bool) -> CoalescedBatch {
+    fn batch(ops: Vec<TableOp<'static>>, truncate: bool) -> CoalescedBatch<'static> {
         CoalescedBatch {
             truncate: truncate.then(|| pos(0)),
             ops,
@@ -1025,7 +1027,7 @@ mod tests {
     fn refuses_drift_and_key_mismatches_with_the_reason() {
         let mut drifted = upsert(1, Some("a"));
         if let TableOp::Upsert { row, .. } = &mut drifted {
-            row.columns.push(col("discount", Value::Int(3)));
+            row.to_mut().columns.push(col("discount", Value::Int(3)));
         }
         match plan(&table(), &batch(vec![drifted], false)) {
             Err(ApplyError::SchemaDrift { columns, table }) => {

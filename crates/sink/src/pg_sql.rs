@@ -119,7 +119,7 @@ pub fn plan(table: &TargetTable, batch: &CoalescedBatch) -> Result<Vec<PgStateme
         .ops
         .iter()
         .filter_map(|op| match op {
-            TableOp::Delete { key, .. } => Some(key),
+            TableOp::Delete { key, .. } => Some(&**key),
             TableOp::Upsert { .. } => None,
         })
         .collect();
@@ -336,6 +336,8 @@ pub fn pg_type_for(column: &ColumnType) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use lockstep_debezium::{Column, ColumnType, ConnectType, Op, Position, Value};
 
@@ -350,11 +352,11 @@ mod tests {
         }
     }
 
-    fn row(cols: Vec<Column>) -> Row {
-        Row {
+    fn row(cols: Vec<Column>) -> Cow<'static, Row> {
+        Cow::Owned(Row {
             schema_name: None,
             columns: cols,
-        }
+        })
     }
 
     fn pos(offset: i64) -> Position {
@@ -378,7 +380,7 @@ mod tests {
         }
     }
 
-    fn upsert(id: i64, note: Option<&str>) -> TableOp {
+    fn upsert(id: i64, note: Option<&str>) -> TableOp<'static> {
         TableOp::Upsert {
             key: row(vec![col("id", Value::Int(id))]),
             row: row(vec![
@@ -392,7 +394,7 @@ mod tests {
         }
     }
 
-    fn batch(ops: Vec<TableOp>, truncate: bool) -> CoalescedBatch {
+    fn batch(ops: Vec<TableOp<'static>>, truncate: bool) -> CoalescedBatch<'static> {
         CoalescedBatch {
             truncate: truncate.then(|| pos(0)),
             ops,
@@ -470,7 +472,7 @@ mod tests {
     fn refuses_drift_and_key_mismatches_with_the_reason() {
         let mut drifted = upsert(1, Some("a"));
         if let TableOp::Upsert { row, .. } = &mut drifted {
-            row.columns.push(col("discount", Value::Int(3)));
+            row.to_mut().columns.push(col("discount", Value::Int(3)));
         }
         match plan(&table(), &batch(vec![drifted], false)) {
             Err(ApplyError::SchemaDrift { columns, .. }) => assert_eq!(columns, vec!["discount"]),

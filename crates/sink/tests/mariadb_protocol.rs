@@ -16,6 +16,7 @@
 
 mod common;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -185,17 +186,17 @@ async fn adapter(
             .map(|r| {
                 *offset += 1;
                 TableOp::Upsert {
-                    key: DbzRow {
+                    key: Cow::Owned(DbzRow {
                         schema_name: None,
                         columns: vec![column("id", Value::Int(r.id))],
-                    },
-                    row: DbzRow {
+                    }),
+                    row: Cow::Owned(DbzRow {
                         schema_name: None,
                         columns: values(r, round)
                             .into_iter()
                             .map(|(n, v)| column(n, v))
                             .collect(),
-                    },
+                    }),
                     op: Op::Update,
                     created: false,
                     position: Position {

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -57,18 +58,18 @@ fn col(name: &str, value: Value) -> Column {
     }
 }
 
-fn upsert(id: i64, columns: Vec<Column>) -> TableOp {
+fn upsert(id: i64, columns: Vec<Column>) -> TableOp<'static> {
     let mut all = vec![col("id", Value::Int(id))];
     all.extend(columns);
     TableOp::Upsert {
-        key: Row {
+        key: Cow::Owned(Row {
             schema_name: None,
             columns: vec![col("id", Value::Int(id))],
-        },
-        row: Row {
+        }),
+        row: Cow::Owned(Row {
             schema_name: None,
             columns: all,
-        },
+        }),
         op: Op::Create,
         created: false,
         position: Position {
@@ -79,7 +80,7 @@ fn upsert(id: i64, columns: Vec<Column>) -> TableOp {
     }
 }
 
-fn batch(ops: Vec<TableOp>, truncate: bool) -> CoalescedBatch {
+fn batch(ops: Vec<TableOp<'static>>, truncate: bool) -> CoalescedBatch<'static> {
     CoalescedBatch {
         truncate: truncate.then(|| Position {
             topic: "t".into(),
