@@ -623,13 +623,13 @@ fn result(
     let final_rows = workload.final_rows.len();
     let micros_each = |cpu: Duration, count: usize| cpu.as_secs_f64() * 1e6 / count.max(1) as f64;
     let sink_rate = events as f64 / sink_seconds.max(1e-9);
-    let ceiling_rate = workload.final_rows.len() as f64 / ceiling_seconds.max(1e-9);
+    let ceiling_rate = final_rows as f64 / ceiling_seconds.max(1e-9);
     EngineResult {
         engine,
         events,
         sink_seconds,
         sink_events_per_second: sink_rate,
-        final_rows: workload.final_rows.len(),
+        final_rows,
         ceiling_method,
         ceiling_seconds,
         ceiling_rows_per_second: ceiling_rate,

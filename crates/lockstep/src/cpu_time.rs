@@ -55,10 +55,14 @@ mod tests {
 
     #[test]
     fn this_process_is_read_from_proc_like_from_getrusage() {
+        // Spins until this thread has had 300 ms of CPU, however busy the machine is (a wall
+        // clock bound keeps a getrusage that reads nothing from spinning for ever).
         let spin = std::time::Instant::now();
         let mut x = 0u64;
-        while spin.elapsed() < Duration::from_millis(300) {
-            x = x.wrapping_mul(31).wrapping_add(7);
+        while thread() < Duration::from_millis(300) && spin.elapsed() < Duration::from_secs(60) {
+            for _ in 0..10_000 {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
         }
         std::hint::black_box(x);
         let pid = i32::try_from(std::process::id()).expect("a pid fits an i32");

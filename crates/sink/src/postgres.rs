@@ -30,7 +30,8 @@ pub struct PgTarget {
     tables: HashMap<String, TargetTable>,
     /// Batches still to apply with upserts only, after a created row was found already there.
     upserts_only: u32,
-    /// Batches applied again as upserts because a created row was already there.
+    /// Batches applied again as upserts because a created row was already there, not yet
+    /// taken by the runner's metrics.
     replayed_batches: u64,
 }
 
@@ -289,9 +290,10 @@ impl PgTarget {
         }
     }
 
-    /// Batches applied again with upserts because a row the batch created was already there.
-    pub fn replayed_batches(&self) -> u64 {
-        self.replayed_batches
+    /// Batches applied again with upserts because a row the batch created was already there,
+    /// since the last call.
+    pub fn take_replayed_batches(&mut self) -> u64 {
+        std::mem::take(&mut self.replayed_batches)
     }
 
     /// One transaction of [`Self::apply`]. With `upserts_only`, every statement that has an

@@ -149,8 +149,6 @@ pub struct Sink {
     recorded_holds: BTreeSet<String>,
     /// The next batch, read (and usually planned) during the last batch's transaction.
     ahead: Option<Ahead>,
-    /// The target's count of batches applied again after a replay, as last exported.
-    replayed_batches: u64,
 }
 
 impl Sink {
@@ -235,7 +233,6 @@ impl Sink {
             fetcher,
             reseek: false,
             heartbeat_ms: None,
-            replayed_batches: 0,
             dlq,
             metrics,
             committed,
@@ -1224,14 +1221,13 @@ impl Sink {
         started: Instant,
     ) {
         let pipeline = self.pipeline.name.clone();
-        let replayed = self.target.replayed_batches();
-        if replayed > self.replayed_batches {
+        let replayed = self.target.take_replayed_batches();
+        if replayed > 0 {
             self.metrics
                 .replayed_batches
                 .get_or_create(&self.labels())
-                .inc_by(replayed - self.replayed_batches);
+                .inc_by(replayed);
         }
-        self.replayed_batches = replayed;
         for (key, offset) in next {
             self.committed.insert(key.clone(), Some(*offset));
             self.metrics

@@ -120,11 +120,11 @@ impl Target {
         }
     }
 
-    /// Batches this connection applied again with upserts because a row they created was
-    /// already there (PostgreSQL; MariaDB's statements are upserts throughout).
-    pub fn replayed_batches(&self) -> u64 {
+    /// Batches applied again with upserts because a row they created was already there, since
+    /// the last call (PostgreSQL; MariaDB's statements are upserts throughout).
+    pub fn take_replayed_batches(&mut self) -> u64 {
         match self {
-            Target::Postgres(t) => t.replayed_batches(),
+            Target::Postgres(t) => t.take_replayed_batches(),
             Target::MariaDb(_) => 0,
         }
     }
