@@ -26,7 +26,8 @@ use crate::envelope::{Op, Record, Row, TableId};
 /// A record with its Kafka coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Positioned<T> {
-    pub topic: String,
+    /// Shared by the records of a topic (one allocation per batch, not per record).
+    pub topic: std::sync::Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub record: T,
@@ -183,7 +184,7 @@ where
             .or_insert((seq, item, creates));
     }
     let position_of = |item: &Positioned<Record>| Position {
-        topic: item.topic.clone(),
+        topic: item.topic.to_string(),
         partition: item.partition,
         offset: item.offset,
     };
@@ -194,7 +195,7 @@ where
         let slot = batch
             .offsets
             .iter_mut()
-            .find(|((topic, partition), _)| *topic == item.topic && *partition == item.partition);
+            .find(|((topic, partition), _)| **topic == *item.topic && *partition == item.partition);
         match slot {
             Some((_, previous)) if item.offset <= *previous => {
                 return Err(CoalesceError::OutOfOrder {
@@ -206,7 +207,7 @@ where
             None => {
                 batch
                     .offsets
-                    .insert((item.topic.clone(), item.partition), item.offset);
+                    .insert((item.topic.to_string(), item.partition), item.offset);
             }
         }
 

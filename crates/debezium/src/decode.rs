@@ -352,7 +352,7 @@ pub fn parse_schema(j: &Json, path: &str) -> Result<Schema, DecodeError> {
             ))
         }
     };
-    schema.name = opt_str(j, "name", path)?;
+    schema.name = opt_str(j, "name", path)?.map(Arc::from);
     schema.doc = opt_str(j, "doc", path)?;
     schema.version = match j.get("version") {
         Some(Json::Number(n)) => n.parse().ok(),

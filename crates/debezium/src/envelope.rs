@@ -75,8 +75,9 @@ impl Column {
 /// An ordered list of columns (a `before`/`after` image or a key).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Row {
-    /// The Connect record name of the struct (e.g. `srv.public.orders.Value`).
-    pub schema_name: Option<String>,
+    /// The Connect record name of the struct (e.g. `srv.public.orders.Value`), shared with its
+    /// schema.
+    pub schema_name: Option<Arc<str>>,
     pub columns: Vec<Column>,
 }
 
@@ -299,7 +300,7 @@ pub struct ChangeEvent {
     pub times: EnvelopeTimes,
     pub transaction: Option<TransactionBlock>,
     /// The value schema name (`<prefix>.<schema>.<table>.Envelope`).
-    pub envelope_name: Option<String>,
+    pub envelope_name: Option<Arc<str>>,
 }
 
 impl ChangeEvent {
@@ -390,7 +391,7 @@ pub enum Record {
     SchemaChange(SchemaChangeEvent),
     /// Any other schema'd record (kept as decoded, with the schema name).
     Other {
-        schema_name: Option<String>,
+        schema_name: Option<Arc<str>>,
         value: Value,
     },
 }

@@ -109,8 +109,8 @@ pub struct Schema {
     pub connect_type: ConnectType,
     pub optional: bool,
     /// The schema name: a logical type (`io.debezium.time.Date`) or a record
-    /// name (`server.public.orders.Value`).
-    pub name: Option<String>,
+    /// name (`server.public.orders.Value`). Shared: every row decoded with the schema names it.
+    pub name: Option<Arc<str>>,
     pub version: Option<i64>,
     pub doc: Option<String>,
     /// Schema parameters (`scale`, `allowed`, `__debezium.source.column.type`, ...).
@@ -373,7 +373,7 @@ impl ColumnType {
     pub fn from_schema(schema: &Schema) -> ColumnType {
         ColumnType {
             connect_type: schema.connect_type,
-            logical_name: schema.name.clone(),
+            logical_name: schema.name.as_deref().map(str::to_string),
             logical: schema.logical(),
             optional: schema.optional,
             parameters: schema.parameters.clone(),
@@ -417,7 +417,7 @@ mod tests {
 
     fn named(t: ConnectType, name: &str) -> Schema {
         Schema {
-            name: Some(name.to_string()),
+            name: Some(Arc::from(name)),
             ..Schema::new(t)
         }
     }

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use lockstep_debezium::{Decoder, JsonConverterDecoder, Record};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc as async_mpsc;
 
+use crate::dlq::Original;
 use crate::runner::Polled;
 use crate::ApplyError;
 
@@ -81,6 +82,7 @@ impl Fetcher {
                 Worker {
                     consumer,
                     decoder: JsonConverterDecoder::new(),
+                    last_topic: None,
                     limits,
                     commands: command_rx,
                     batches: batch_tx,
@@ -153,6 +155,8 @@ impl Drop for Fetcher {
 struct Worker {
     consumer: BaseConsumer,
     decoder: JsonConverterDecoder,
+    /// The topic of the last record, shared by the records after it of the same topic.
+    last_topic: Option<std::sync::Arc<str>>,
     limits: BatchLimits,
     commands: mpsc::Receiver<Command>,
     batches: async_mpsc::Sender<Delivery>,
@@ -311,30 +315,30 @@ impl Worker {
                 }
             }
             Some(Ok(m)) => {
-                let key = m.key().map(<[u8]>::to_vec);
-                let value = m.payload().map(<[u8]>::to_vec);
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let polled = Polled {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    bytes: key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len),
-                    key,
-                    value,
-                    headers,
-                };
                 let decoding = Instant::now();
                 let decoded = self
                     .decoder
-                    .decode(polled.key.as_deref(), polled.value.as_deref())
+                    .decode(m.key(), m.payload())
                     .map_err(|e| e.to_string());
+                // A copy of the record only when it cannot be decoded (it goes to the
+                // dead-letter topic as it is); copying every record, and reading its headers,
+                // was a tenth of the sink's CPU.
+                let original = decoded.is_err().then(|| Original::of(&m));
+                let topic = match &self.last_topic {
+                    Some(topic) if **topic == *m.topic() => std::sync::Arc::clone(topic),
+                    _ => {
+                        let topic: std::sync::Arc<str> = std::sync::Arc::from(m.topic());
+                        self.last_topic = Some(std::sync::Arc::clone(&topic));
+                        topic
+                    }
+                };
+                let polled = Polled {
+                    topic,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    bytes: m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len),
+                    original,
+                };
                 open.decode += decoding.elapsed();
                 open.bytes += polled.bytes;
                 open.deadline.get_or_insert(now + self.limits.linger);
@@ -362,9 +366,7 @@ mod tests {
                 partition: 0,
                 offset,
                 bytes: 0,
-                key: None,
-                value: None,
-                headers: Vec::new(),
+                original: None,
             }],
             decoded: vec![Ok(Record::Tombstone { key: None })],
             bytes: 0,

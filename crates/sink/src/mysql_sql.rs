@@ -1220,7 +1220,7 @@ mod tests {
     fn types_for_evolve() {
         let named = |t: ConnectType, name: &str, params: &[(&str, &str)]| {
             let mut schema = Schema::new(t);
-            schema.name = (!name.is_empty()).then(|| name.to_string());
+            schema.name = (!name.is_empty()).then(|| std::sync::Arc::from(name));
             for (k, v) in params {
                 schema.parameters.insert(k.to_string(), v.to_string());
             }

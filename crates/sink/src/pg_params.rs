@@ -73,10 +73,88 @@ impl ToSql for PgUuid {
     to_sql_checked!();
 }
 
+/// A `text[]` parameter whose elements are already in the array's binary form (each a length
+/// and its bytes, or -1 for NULL): written from the values without a `String` per element.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TextArray {
+    len: usize,
+    has_null: bool,
+    elements: Vec<u8>,
+}
+
+impl TextArray {
+    /// Appends an element; `None` is NULL. PostgreSQL's text values stop at 1 GB, far below
+    /// the length field's limit; a longer one is refused here rather than sent cut.
+    pub fn push(&mut self, text: Option<&str>) -> Result<(), RenderError> {
+        match text {
+            None => {
+                self.has_null = true;
+                self.elements.extend_from_slice(&(-1i32).to_be_bytes());
+            }
+            Some(text) => {
+                let len = i32::try_from(text.len()).map_err(|_| {
+                    RenderError(format!(
+                        "a text value of {} bytes is larger than PostgreSQL accepts",
+                        text.len()
+                    ))
+                })?;
+                self.elements.extend_from_slice(&len.to_be_bytes());
+                self.elements.extend_from_slice(text.as_bytes());
+            }
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for TextArray {
+    /// For tests and literals; panics on a text over 2 GB.
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(items: I) -> Self {
+        let mut array = TextArray::default();
+        for item in items {
+            array
+                .push(item)
+                .unwrap_or_else(|e| panic!("TextArray::from_iter: {e}"));
+        }
+        array
+    }
+}
+
+/// PostgreSQL's `text` type oid (the element type of `text[]`).
+const TEXT_OID: u32 = 25;
+
+impl ToSql for TextArray {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        // array_recv's layout: dimensions, has-nulls flag, element type, then per dimension
+        // its length and lower bound, then the elements.
+        let len = i32::try_from(self.len)?;
+        out.reserve(20 + self.elements.len());
+        out.put_i32(1);
+        out.put_i32(i32::from(self.has_null));
+        out.put_u32(TEXT_OID);
+        out.put_i32(len);
+        out.put_i32(1);
+        out.put_slice(&self.elements);
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT_ARRAY
+    }
+    to_sql_checked!();
+}
+
 /// One column of a batch, as the array parameter it is bound to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PgArray {
-    Text(Vec<Option<String>>),
+    Text(TextArray),
     Int8(Vec<Option<i64>>),
     Float8(Vec<Option<f64>>),
     Bool(Vec<Option<bool>>),
@@ -342,10 +420,11 @@ where
     if let Some(array) = wire.and_then(|w| binary(w, values.clone())) {
         return Ok(array);
     }
-    values
-        .map(Value::to_pg_text)
-        .collect::<Result<Vec<_>, _>>()
-        .map(PgArray::Text)
+    let mut text = TextArray::default();
+    for value in values {
+        text.push(value.to_pg_text_cow()?.as_deref())?;
+    }
+    Ok(PgArray::Text(text))
 }
 
 #[cfg(test)]
@@ -419,10 +498,10 @@ mod tests {
         let got = array(&values, "timestamp with time zone");
         assert_eq!(
             got,
-            PgArray::Text(vec![
-                Some("2024-01-01T00:00:00Z".into()),
-                Some("2024-01-01T00:00:00.123456789Z".into())
-            ])
+            PgArray::Text(TextArray::from_iter([
+                Some("2024-01-01T00:00:00Z"),
+                Some("2024-01-01T00:00:00.123456789Z")
+            ]))
         );
         let bad_uuid = [Value::Uuid("not-a-uuid".into())];
         assert!(matches!(array(&bad_uuid, "uuid"), PgArray::Text(_)));
@@ -482,9 +561,38 @@ mod tests {
         );
     }
 
+    /// The pre-encoded text array is byte for byte what `tokio-postgres` writes for a
+    /// `Vec<Option<String>>` bound to `text[]` (what the sink sent before).
+    #[test]
+    fn text_arrays_are_encoded_as_postgres_types_encodes_them() {
+        let cases: Vec<Vec<Option<&str>>> = vec![
+            vec![],
+            vec![None],
+            vec![Some("")],
+            vec![Some("a"), None, Some("ünïcode ✓"), Some("{\"k\": [1, 2]}")],
+        ];
+        for case in cases {
+            let ours = TextArray::from_iter(case.iter().copied());
+            assert_eq!(ours.len(), case.len());
+            let mut got = BytesMut::new();
+            ours.to_sql_checked(&Type::TEXT_ARRAY, &mut got)
+                .expect("encodes");
+            let reference: Vec<Option<String>> =
+                case.iter().map(|t| t.map(str::to_string)).collect();
+            let mut want = BytesMut::new();
+            reference
+                .to_sql_checked(&Type::TEXT_ARRAY, &mut want)
+                .expect("encodes");
+            assert_eq!(got, want, "{case:?}");
+        }
+        assert!(TextArray::default()
+            .to_sql_checked(&Type::INT8_ARRAY, &mut BytesMut::new())
+            .is_err());
+    }
+
     #[test]
     fn reads_text_into_text_columns_bare_and_casts_the_rest() {
-        let text = PgArray::Text(vec![]);
+        let text = PgArray::Text(TextArray::default());
         assert_eq!(text.read_as("u.c0", "character varying(3)"), "u.c0");
         assert_eq!(text.read_as("u.c0", "text"), "u.c0");
         assert_eq!(text.read_as("u.c0", "numeric(12,2)"), "u.c0::numeric(12,2)");

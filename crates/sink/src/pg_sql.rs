@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(statements[2].rows, 2);
         assert_eq!(
             statements[2].params[1],
-            PgArray::Text(vec![Some("a".to_string()), None]),
+            PgArray::Text(crate::pg_params::TextArray::from_iter([Some("a"), None])),
             "NULL travels as a NULL array element"
         );
     }

@@ -381,10 +381,15 @@ impl SinkPipeline {
 
     /// Target table for a change event of `source_table` read from `topic`.
     pub fn target_table(&self, topic: &str, source_table: &str) -> String {
+        self.target_table_ref(topic, source_table).to_string()
+    }
+
+    /// [`Self::target_table`] without a copy, for the per-record paths.
+    pub fn target_table_ref<'a>(&'a self, topic: &str, source_table: &'a str) -> &'a str {
         self.tables
             .get(topic)
-            .and_then(|o| o.table.clone())
-            .unwrap_or_else(|| source_table.to_string())
+            .and_then(|o| o.table.as_deref())
+            .unwrap_or(source_table)
     }
 }
 

@@ -69,31 +69,29 @@ impl std::ops::AddAssign for Phases {
     }
 }
 
-/// A record as polled, kept whole so it can go to the dead-letter topic unchanged.
+/// Where a record was polled from. Its bytes are kept only when it could not be decoded; any
+/// other record that goes to the dead-letter topic is read again from Kafka ([`crate::dlq`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Polled {
-    pub topic: String,
+    /// Shared by the records of a topic: the fetcher allocates it once per topic and batch.
+    pub topic: std::sync::Arc<str>,
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub original: Option<crate::dlq::Original>,
     pub bytes: usize,
 }
 
 impl Polled {
     fn partition_key(&self) -> PartitionKey {
-        (self.topic.clone(), self.partition)
+        (self.topic.to_string(), self.partition)
     }
 
     fn dead_letter(&self, stage: Stage, table: Option<String>, reason: String) -> DeadLetter {
         DeadLetter {
-            topic: self.topic.clone(),
+            topic: self.topic.to_string(),
             partition: self.partition,
             offset: self.offset,
-            key: self.key.clone(),
-            value: self.value.clone(),
-            headers: self.headers.clone(),
+            original: self.original.clone(),
             stage,
             table,
             reason,
@@ -173,10 +171,15 @@ impl Sink {
         // own (1 MiB per partition and fetch, 64 MiB prefetched) hold less than one batch of
         // Debezium JSON records (several KiB each with their schema), so every batch waited on
         // round trips to the broker instead of finding its records already fetched.
+        // Once the prefetched queue is full (`queued.min.messages`, 100,000 records by default)
+        // librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before it fetches again; a
+        // sink catching up drains 100,000 records well within that and then sat idle, every
+        // core of the machine waiting on that timer for a few hundred milliseconds.
         config
             .set("max.partition.fetch.bytes", "16777216")
             .set("fetch.max.bytes", "67108864")
             .set("queued.max.messages.kbytes", "262144")
+            .set("fetch.queue.backoff.ms", "10")
             .set("fetch.wait.max.ms", "100");
         for (k, v) in &pipeline.kafka.consumer {
             config.set(k, v);
@@ -216,6 +219,7 @@ impl Sink {
             Some(topic) => Some(DeadLetterQueue::new(
                 &pipeline.kafka.bootstrap_servers,
                 &pipeline.kafka.consumer,
+                config.clone(),
                 topic,
                 &pipeline.name,
             )?),
@@ -299,7 +303,7 @@ impl Sink {
         let mut held = BTreeSet::new();
         for blocked in self.blocked.values() {
             for p in &blocked.partitions {
-                held.insert((p.topic.clone(), p.partition));
+                held.insert((p.topic.to_string(), p.partition));
             }
         }
         held
@@ -666,7 +670,7 @@ impl Sink {
                     reason: format!("{reason} ({HINT})"),
                 },
                 other => ApplyError::Record {
-                    topic: polled.topic.clone(),
+                    topic: polled.topic.to_string(),
                     partition: polled.partition,
                     offset: polled.offset,
                     reason: format!("{other} ({HINT})"),
@@ -738,7 +742,7 @@ impl Sink {
         for r in records {
             let seen = self
                 .tables_seen
-                .entry((r.record.topic.clone(), r.record.partition))
+                .entry((r.record.topic.to_string(), r.record.partition))
                 .or_default();
             if !seen.contains(&r.table) {
                 seen.insert(r.table.clone());
@@ -770,12 +774,23 @@ impl Sink {
                 .is_none_or(|c| l.offset < *c)
         });
 
-        // The offsets this batch moves: past every record it handled, up to the cuts.
-        let mut next: BTreeMap<PartitionKey, i64> = BTreeMap::new();
+        // The offsets this batch moves: past every record it handled, up to the cuts. A batch
+        // holds a few partitions: a short list found by comparison, not a map keyed by a copy
+        // of the topic name per record.
+        let mut ends: Vec<(&str, i32, i64)> = Vec::new();
         for p in polled.iter().filter(|p| !cut(p)) {
-            let entry = next.entry(p.partition_key()).or_insert(0);
-            *entry = (*entry).max(p.offset + 1);
+            match ends
+                .iter_mut()
+                .find(|(topic, partition, _)| *partition == p.partition && **topic == *p.topic)
+            {
+                Some(end) => end.2 = end.2.max(p.offset + 1),
+                None => ends.push((&p.topic, p.partition, p.offset + 1)),
+            }
         }
+        let next: BTreeMap<PartitionKey, i64> = ends
+            .into_iter()
+            .map(|(topic, partition, end)| ((topic.to_string(), partition), end))
+            .collect();
         stats.records = polled.iter().filter(|p| !cut(p)).count();
 
         if let Some(dlq) = &self.dlq {
@@ -893,7 +908,7 @@ impl Sink {
             if filtering {
                 let p = &polled[r.index];
                 let is_cut = cuts.get(&p.partition_key()).is_some_and(|c| p.offset >= *c);
-                if is_cut || dead.contains(&(p.topic.clone(), p.partition, p.offset)) {
+                if is_cut || dead.contains(&(p.topic.to_string(), p.partition, p.offset)) {
                     continue;
                 }
             }
@@ -1004,7 +1019,7 @@ impl Sink {
     ) -> Result<BTreeMap<PartitionKey, i64>, ApplyError> {
         let mut first: BTreeMap<PartitionKey, i64> = BTreeMap::new();
         for r in table_records {
-            let key = (r.record.topic.clone(), r.record.partition);
+            let key = (r.record.topic.to_string(), r.record.partition);
             if first.contains_key(&key) {
                 continue;
             }
@@ -1020,7 +1035,7 @@ impl Sink {
         }
         if first.is_empty() {
             for r in table_records {
-                let key = (r.record.topic.clone(), r.record.partition);
+                let key = (r.record.topic.to_string(), r.record.partition);
                 let entry = first.entry(key).or_insert(r.record.offset);
                 *entry = (*entry).min(r.record.offset);
             }
@@ -1129,18 +1144,24 @@ impl Sink {
             .iter()
             .map(|r| {
                 (
-                    (r.record.topic.clone(), r.record.partition, r.record.offset),
+                    (
+                        r.record.topic.to_string(),
+                        r.record.partition,
+                        r.record.offset,
+                    ),
                     r,
                 )
             })
             .collect();
         for p in included {
-            let coordinates = (p.topic.clone(), p.partition, p.offset);
+            let coordinates = (p.topic.to_string(), p.partition, p.offset);
             let next = BTreeMap::from([(p.partition_key(), p.offset + 1)]);
             let expected = self.expected(&next);
             let mut letter = earlier_letters
                 .iter()
-                .find(|l| l.topic == p.topic && l.partition == p.partition && l.offset == p.offset)
+                .find(|l| {
+                    *l.topic == *p.topic && l.partition == p.partition && l.offset == p.offset
+                })
                 .cloned();
             let mut planned = (Vec::new(), BTreeMap::new());
             if letter.is_none() {

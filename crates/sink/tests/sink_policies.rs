@@ -436,6 +436,23 @@ async fn poison_records_go_to_the_dead_letter_topic_with_context_and_the_pipelin
                 value.contains("too big"),
                 "the Debezium event itself: {value}"
             );
+            // The sink keeps no copy of a record it decoded: the refused one was read again from
+            // Kafka, and is the record at its offset byte for byte.
+            let offset: i64 = rejected
+                .header("__connect.errors.offset")
+                .and_then(|o| o.parse().ok())
+                .expect("the rejected record's offset");
+            let at_offset = lockstep_e2e::consume(
+                &stack.consumer().expect("consumer"),
+                &topic,
+                Some(&std::collections::BTreeMap::from([(0, offset)])),
+                1,
+                Duration::from_secs(30),
+            )
+            .expect("the source topic at the rejected offset");
+            assert_eq!(at_offset[0].offset, offset);
+            assert_eq!(rejected.value, at_offset[0].value, "the record's value");
+            assert_eq!(rejected.key, at_offset[0].key, "the record's key");
 
             // Nothing is re-sent or re-applied after a restart: the offsets passed the poison.
             drop(sink);

@@ -50,7 +50,7 @@ pub(super) fn sort_record(
 ) -> Sorted {
     let poison = |reason: String| {
         Sorted::Poison(ApplyError::Record {
-            topic: polled.topic.clone(),
+            topic: polled.topic.to_string(),
             partition: polled.partition,
             offset: polled.offset,
             reason,
@@ -61,8 +61,8 @@ pub(super) fn sort_record(
         Err(reason) => return poison(reason),
     };
     let (source_table, source_ts_ms) = match &record {
-        Record::Change(change) => (change.source.table.clone(), change.source.ts_ms),
-        Record::Truncate(truncate) => (truncate.source.table.clone(), truncate.source.ts_ms),
+        Record::Change(change) => (change.source.table.as_deref(), change.source.ts_ms),
+        Record::Truncate(truncate) => (truncate.source.table.as_deref(), truncate.source.ts_ms),
         // Heartbeats carry no rows, but they say how fresh the pipeline is.
         Record::Heartbeat { ts_ms: Some(ts) } => return Sorted::Heartbeat(*ts),
         // Tombstones only let Kafka compact a deleted key away: the delete event before them
@@ -72,9 +72,10 @@ pub(super) fn sort_record(
     let Some(source_table) = source_table else {
         return poison("the change event's source block names no table".into());
     };
+    let table = pipeline.target_table(&polled.topic, source_table);
     Sorted::Table(TableRecord {
         index,
-        table: pipeline.target_table(&polled.topic, &source_table),
+        table,
         source_ts_ms,
         record: Positioned {
             topic: polled.topic.clone(),
@@ -97,7 +98,7 @@ pub(super) fn plan_records(
     let batch = coalesce(positioned).map_err(|e| ApplyError::Record {
         topic: table_records
             .first()
-            .map(|r| r.record.topic.clone())
+            .map(|r| r.record.topic.to_string())
             .unwrap_or_default(),
         partition: table_records.first().map_or(-1, |r| r.record.partition),
         offset: table_records.first().map_or(-1, |r| r.record.offset),
@@ -193,7 +194,7 @@ pub(super) fn plan_ahead(
             Ok(Record::Truncate(truncate)) => truncate.source.table.as_deref(),
             _ => None,
         };
-        source_table.is_none_or(|t| catalog.contains_key(&pipeline.target_table(&p.topic, t)))
+        source_table.is_none_or(|t| catalog.contains_key(pipeline.target_table_ref(&p.topic, t)))
     });
     if !known {
         return Ahead::Raw(batch);
@@ -310,9 +311,7 @@ mod tests {
                 topic: "s.public.orders".into(),
                 partition: 0,
                 offset: offset as i64,
-                key: None,
-                value: None,
-                headers: Vec::new(),
+                original: None,
                 bytes: 0,
             });
             decoded.push(match input {
