@@ -1,5 +1,6 @@
 //! Typed column values and their text renderings for PostgreSQL and MariaDB.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -92,25 +93,16 @@ impl Value {
     /// Dates before 1 AD use PostgreSQL's `BC` notation; bytes are `\x` hex;
     /// arrays use `{...}` with element quoting; structs and maps become JSON.
     pub fn to_pg_text(&self) -> Result<Option<String>, RenderError> {
-        Ok(match self {
-            Value::Null => None,
-            Value::Array(items) => Some(pg_array(items)?),
-            other => Some(pg_scalar(other)?),
-        })
+        Ok(self.to_pg_text_cow()?.map(Cow::into_owned))
     }
 
     /// [`Value::to_pg_text`], borrowed where the value already is its text (strings, JSON,
     /// UUIDs, decimals, zoned times): the sink writes millions of them per minute.
-    pub fn to_pg_text_cow(&self) -> Result<Option<std::borrow::Cow<'_, str>>, RenderError> {
+    pub fn to_pg_text_cow(&self) -> Result<Option<Cow<'_, str>>, RenderError> {
         Ok(match self {
-            Value::Decimal(s)
-            | Value::Text(s)
-            | Value::Json(s)
-            | Value::Uuid(s)
-            | Value::TimestampTz(s)
-            | Value::TimeTz(s)
-            | Value::Interval(s) => Some(std::borrow::Cow::Borrowed(s)),
-            other => other.to_pg_text()?.map(std::borrow::Cow::Owned),
+            Value::Null => None,
+            Value::Array(items) => Some(Cow::Owned(pg_array(items)?)),
+            other => Some(pg_scalar(other)?),
         })
     }
 
@@ -173,7 +165,7 @@ impl Value {
                 Some(format_timestamp(*nanos, 1_000_000_000, 9, YearStyle::Iso))
             }
             Value::Array(_) | Value::Map(_) | Value::Struct(_) => Some(self.to_json_text()),
-            other => Some(pg_scalar(other)?),
+            other => Some(pg_scalar(other)?.into_owned()),
         })
     }
 
@@ -378,19 +370,20 @@ fn float_text(f: f64) -> String {
     }
 }
 
-fn pg_scalar(v: &Value) -> Result<String, RenderError> {
-    Ok(match v {
+/// A scalar's PostgreSQL text, borrowed where the value holds it already.
+fn pg_scalar(v: &Value) -> Result<Cow<'_, str>, RenderError> {
+    Ok(Cow::Owned(match v {
         Value::Null => return Err(RenderError("NULL has no scalar text".into())),
         Value::Bool(b) => if *b { "t" } else { "f" }.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => float_text(*f),
-        Value::Decimal(d) => d.clone(),
-        Value::Text(s)
+        Value::Decimal(s)
+        | Value::Text(s)
         | Value::Json(s)
         | Value::Uuid(s)
         | Value::TimestampTz(s)
-        | Value::TimeTz(s) => s.clone(),
-        Value::Interval(s) => s.clone(),
+        | Value::TimeTz(s)
+        | Value::Interval(s) => return Ok(Cow::Borrowed(s)),
         Value::Bytes(b) => format!("\\x{}", hex_lower(b)),
         Value::Geometry { wkb, .. } => hex_lower(wkb),
         Value::Date { days } => {
@@ -406,7 +399,7 @@ fn pg_scalar(v: &Value) -> Result<String, RenderError> {
         Value::Duration { micros } => format_time_of_day(*micros, 1_000_000, 6),
         Value::Array(items) => pg_array(items)?,
         Value::Map(_) | Value::Struct(_) => v.to_json_text(),
-    })
+    }))
 }
 
 /// PostgreSQL array literal: `{1,2,NULL}`, `{"a b","c\"d"}`, nested `{{1},{2}}`.

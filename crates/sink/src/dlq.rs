@@ -291,11 +291,9 @@ fn reread(
         // Offsets before this one that were not seen are gone (compaction); the caller says so.
         let at = message.offset();
         offsets.retain(|o| *o > at);
-        if wanted.contains(&(message.topic().to_string(), message.partition(), at)) {
-            found.insert(
-                (message.topic().to_string(), message.partition(), at),
-                Original::of(&message),
-            );
+        let position = (message.topic().to_string(), message.partition(), at);
+        if wanted.contains(&position) {
+            found.insert(position, Original::of(&message));
         }
     }
     Ok(found)
